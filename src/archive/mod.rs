@@ -69,6 +69,16 @@ pub enum ArchiveError {
     },
 }
 
+/// One object of an archive with where it was found, so a later check (a GUID that
+/// appears twice) can name the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocatedObject {
+    /// Where the object is: a line of a JSON Lines or CSV file, or an array element.
+    pub location: Location,
+    /// The object, upgraded to the current model.
+    pub object: ConfigObject,
+}
+
 /// Counts of what an archive holds, found by the validation pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ArchiveSummary {
@@ -135,7 +145,9 @@ impl Archive {
     }
 
     /// Streams every object of the archive to `sink` in batches of at most
-    /// `batch_size`, re-checking what the validation pass checked.
+    /// `batch_size`, re-checking what the validation pass checked (the file may have
+    /// changed on disk since). Object GUIDs are not checked for uniqueness here: the
+    /// engine does that in the database, so memory does not grow with the archive.
     ///
     /// # Errors
     ///
@@ -143,7 +155,7 @@ impl Archive {
     pub fn for_each_object_batch<E>(
         &self,
         batch_size: usize,
-        mut sink: impl FnMut(Vec<ConfigObject>) -> Result<(), E>,
+        mut sink: impl FnMut(Vec<LocatedObject>) -> Result<(), E>,
     ) -> Result<(), E>
     where
         E: From<ArchiveError>,
