@@ -1,6 +1,8 @@
 //! The configuration database through sqlx: PostgreSQL in production, SQLite as the
 //! embedded default. Migrations live in `migrations/postgres` and `migrations/sqlite`.
 
+pub mod admin;
+
 use sqlx::{PgPool, SqlitePool};
 
 /// The schema version of the configuration database this build creates and accepts
