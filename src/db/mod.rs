@@ -32,7 +32,7 @@ pub enum Database {
     Sqlite(SqlitePool),
 }
 
-/// What the `cluster_info` row of a migrated database stores.
+/// The contents of the `cluster_info` row of a migrated database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClusterInfo {
     /// Newest archive schema version the database accepts.
@@ -65,7 +65,7 @@ pub enum DbError {
     /// A migration failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The `cluster_info` row holds a value this build cannot use.
+    /// The `cluster_info` row contains a value this build cannot use.
     #[error("cluster_info is invalid: {0}; run `tenant-operator migrate` on a fresh database")]
     ClusterInfo(String),
 }
@@ -114,7 +114,7 @@ impl Database {
     /// # Errors
     ///
     /// Returns [`DbError::Sqlx`] when the query fails, and [`DbError::ClusterInfo`]
-    /// when the row holds an invalid value.
+    /// when the row contains an invalid value.
     pub async fn cluster_info(&self) -> Result<ClusterInfo, DbError> {
         let (schema_version, database_id) = match self {
             Self::Postgres(pool) => postgres::cluster_info(pool).await?,
