@@ -98,7 +98,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let db = args.database.connect().await?;
     let reporting = args.database.reporting_config();
-    let engine = Engine::new(db.clone(), args.limits.to_limits(), reporting.clone());
+    let engine = Engine::new(db.clone(), args.limits.to_limits(), reporting);
 
     let mut registry = Registry::with_prefix("tenant_operator");
     let metrics = Metrics::register(&mut registry);
@@ -106,7 +106,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         engine,
         db,
-        reporting,
         auth: authenticator,
         metrics,
         upload: UploadSettings {

@@ -9,7 +9,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, OwnedRwLockReadGuard, RwLock};
 use super::auth::Authenticator;
 use super::telemetry::Metrics;
 use crate::db::Database;
-use crate::engine::{Engine, ReportingConfig};
+use crate::engine::Engine;
 
 /// Settings of archive uploads.
 #[derive(Debug, Clone)]
@@ -29,8 +29,6 @@ pub struct AppState {
     pub engine: Engine,
     /// The configuration database.
     pub db: Database,
-    /// Reporting database settings, for dropping a deleted tenant's database.
-    pub reporting: ReportingConfig,
     /// The authenticator, or `None` with `--insecure-no-auth`.
     pub auth: Option<Authenticator>,
     /// The shim's metrics.

@@ -1,6 +1,5 @@
 //! The tenant routes: import, export, delete, activate, deactivate and list.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -9,6 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
+use uuid::Uuid;
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -77,19 +77,54 @@ async fn run_import(
             import_id,
             lock_timeout: lock_timeout.saturating_sub(started.elapsed()),
         };
-        let lock = state.db.standalone_lock();
-        let result = state.engine.import(&request, &lock).await;
+        let engine = state.engine.clone();
+        let result = run_on_blocking_thread(move || async move {
+            let lock = engine.database().standalone_lock();
+            engine.import(&request, &lock).await
+        })
+        .await;
         drop(archive);
-        result
+        result.map_err(ApiError::internal)?.map_err(import_error)
     };
-    let joined = tokio::spawn(task.instrument(tracing::Span::current())).await;
-    match joined {
-        Ok(Ok(report)) => Ok(report),
-        Ok(Err(ImportError::Archive(crate::archive::ArchiveError::Invalid(invalid)))) => Err(
-            ApiError::InvalidArchive(format!("invalid archive: {invalid}")),
-        ),
-        Ok(Err(error)) => Err(ApiError::internal(error)),
-        Err(join_error) => Err(ApiError::internal(join_error)),
+    tokio::spawn(task.instrument(tracing::Span::current()))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// Drives a future on a blocking-pool thread of the current runtime.
+///
+/// NOTE: the engine's futures (import, reporting database removal) are not provably
+/// `Send` with rustc 1.95 (a higher-ranked lifetime limit on the sqlx executors they
+/// borrow), so they cannot be spawned or awaited in an axum handler directly. Creating
+/// the future on the blocking thread needs only the closure to be `Send`.
+async fn run_on_blocking_thread<T, F, Fut>(make: F) -> Result<T, tokio::task::JoinError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        runtime.block_on(make())
+    })
+    .await
+}
+
+/// Converts an import failure to its response.
+fn import_error(error: ImportError) -> ApiError {
+    match error {
+        ImportError::Archive(crate::archive::ArchiveError::Invalid(invalid)) => {
+            ApiError::InvalidArchive(format!("invalid archive: {invalid}"))
+        }
+        ImportError::ImportIdReused { .. } | ImportError::ForeignReportingDatabase { .. } => {
+            ApiError::Conflict {
+                message: error.to_string(),
+                collisions: Vec::new(),
+            }
+        }
+        other => ApiError::internal(other),
     }
 }
 
@@ -220,8 +255,8 @@ pub async fn delete(
     let deleted = admin::delete_tenant(&state.db, &tenant_url, keep_numbers)
         .await
         .map_err(admin_error)?;
-    if let Some(name) = &deleted.reporting_database {
-        drop_reporting_database(&state, name).await?;
+    if deleted.reporting_database.is_some() {
+        drop_reporting_database(&state, &deleted.tenant.guid).await?;
     }
     tracing::info!(
         tenant_url = deleted.tenant.url,
@@ -317,16 +352,19 @@ fn parse_keep_access_numbers(query: Option<&str>) -> Result<bool, ApiError> {
     Ok(keep)
 }
 
-/// Drops a deleted tenant's reporting database.
-async fn drop_reporting_database(state: &AppState, name: &str) -> Result<(), ApiError> {
-    // TODO: call the engine's reporting database removal once the engine branch is
-    // merged; until then the database is left in place.
-    let _ = (&state.reporting, PathBuf::new());
-    tracing::warn!(
-        reporting_database = name,
-        "reporting database left in place"
-    );
-    Ok(())
+/// Drops a deleted tenant's reporting database, after the tenant's rows are gone.
+async fn drop_reporting_database(state: &AppState, tenant_guid: &str) -> Result<(), ApiError> {
+    let guid = Uuid::parse_str(tenant_guid).map_err(ApiError::internal)?;
+    let engine = state.engine.clone();
+    run_on_blocking_thread(move || async move { engine.drop_reporting_database(guid).await })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|error| {
+            // The tenant is already deleted, so the client learns only that this step
+            // failed; the log line carries the cause.
+            tracing::error!(error = format!("{error:#}"), tenant_guid, "failed to drop the reporting database");
+            ApiError::internal(error)
+        })
 }
 
 /// Converts an administration error to its response.
