@@ -16,6 +16,7 @@ use super::telemetry::TenantUrl;
 use super::upload::{check_archive_content_type, spool_body};
 use crate::db::admin::{self, AdminError, TenantSummary};
 use crate::engine::{DEFAULT_LOCK_TIMEOUT, ImportError, ImportReport, ImportRequest, Outcome};
+use crate::export::ExportError;
 use crate::model::TenantStatus;
 
 /// The longest lock wait a request may ask for, in seconds.
@@ -214,7 +215,10 @@ pub async fn export(
         .map_err(ApiError::internal)?;
     let summary = crate::export::export_tenant(&state.db, &tenant.url, temp.path())
         .await
-        .map_err(ApiError::Internal)?;
+        .map_err(|error| match error {
+            ExportError::TenantNotFound { .. } => ApiError::NotFound(error.to_string()),
+            other => ApiError::internal(other),
+        })?;
     tracing::info!(
         tenant_url = tenant.url,
         objects = summary.objects,
@@ -359,12 +363,7 @@ async fn drop_reporting_database(state: &AppState, tenant_guid: &str) -> Result<
     run_on_blocking_thread(move || async move { engine.drop_reporting_database(guid).await })
         .await
         .map_err(ApiError::internal)?
-        .map_err(|error| {
-            // The tenant is already deleted, so the client learns only that this step
-            // failed; the log line carries the cause.
-            tracing::error!(error = format!("{error:#}"), tenant_guid, "failed to drop the reporting database");
-            ApiError::internal(error)
-        })
+        .map_err(ApiError::internal)
 }
 
 /// Converts an administration error to its response.
