@@ -314,7 +314,8 @@ pub async fn create_trunk(db: &Database, trunk: &NewTrunk) -> Result<(), AdminEr
         "INSERT INTO trunk_prefixes (trunk_id, prefix, cost) VALUES ($1, $2, $3)";
 
     validate_trunk(trunk)?;
-    let result: Result<(), sqlx::Error> = on_pool!(db, |pool, begin| {
+    // The async block keeps `?` inside, so a unique violation reaches the match below.
+    let result: Result<(), sqlx::Error> = on_pool!(db, |pool, begin| async {
         let mut tx = pool.begin_with(begin).await?;
         let id: i64 = sqlx::query_scalar(INSERT_TRUNK)
             .bind(&trunk.name)
@@ -331,7 +332,8 @@ pub async fn create_trunk(db: &Database, trunk: &NewTrunk) -> Result<(), AdminEr
                 .await?;
         }
         tx.commit().await
-    });
+    }
+    .await);
     match result {
         Err(error) if is_unique_violation(&error) => Err(AdminError::TrunkExists {
             name: trunk.name.clone(),
@@ -367,7 +369,7 @@ pub async fn create_access_numbers(db: &Database, request: &NewNumbers) -> Resul
     let digits = i16::from(range.first.digits);
     let (first, last) = (range.first.to_string(), range.last.to_string());
 
-    let result: Result<u64, AdminError> = on_pool!(db, |pool, begin| {
+    let result: Result<u64, AdminError> = on_pool!(db, |pool, begin| async {
         let mut tx = pool.begin_with(begin).await?;
         if let (Some(url), Some(key)) = (&request.tenant_url, &tenant_key) {
             let found: i64 = sqlx::query_scalar(TENANT_EXISTS)
@@ -416,7 +418,8 @@ pub async fn create_access_numbers(db: &Database, request: &NewNumbers) -> Resul
         }
         tx.commit().await?;
         Ok(range.len() as u64)
-    });
+    }
+    .await);
     match result {
         Err(AdminError::Database(error)) if is_unique_violation(&error) => {
             Err(AdminError::NumbersExist {
