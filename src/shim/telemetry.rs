@@ -15,6 +15,7 @@ use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing::Instrument;
@@ -62,6 +63,17 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
     imports: Family<OutcomeLabels, Counter>,
+    imports_in_progress: Gauge,
+}
+
+/// An import counted as in progress; dropping it ends the count.
+#[derive(Debug)]
+pub struct InProgress(Gauge);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A check that decides whether the process is ready to serve.
@@ -110,10 +122,17 @@ impl Metrics {
             "Tenant imports by outcome (Failed: the import stopped on an infrastructure error)",
             imports.clone(),
         );
+        let imports_in_progress = Gauge::default();
+        registry.register(
+            "tenant_imports_in_progress",
+            "Imports of this process that wait for the lock or run",
+            imports_in_progress.clone(),
+        );
         Self {
             requests,
             durations,
             imports,
+            imports_in_progress,
         }
     }
 
@@ -121,6 +140,12 @@ impl Metrics {
     pub fn record_import(&self, outcome: Option<Outcome>) {
         let outcome = outcome.map_or_else(|| "Failed".to_owned(), |outcome| format!("{outcome:?}"));
         self.imports.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts an import as in progress until the returned guard is dropped.
+    pub fn track_import(&self) -> InProgress {
+        self.imports_in_progress.inc();
+        InProgress(self.imports_in_progress.clone())
     }
 
     fn record_request(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {

@@ -67,8 +67,10 @@ async fn run_import(
 ) -> Result<ImportReport, ApiError> {
     let state = state.clone();
     let running = state.imports.start().await;
+    let in_progress = state.metrics.track_import();
     let task = async move {
         let _running = running;
+        let _in_progress = in_progress;
         let started = Instant::now();
         let Some(_turn) = state.imports.wait_turn(lock_timeout).await else {
             return Ok(lock_timeout_report(lock_timeout));

@@ -157,14 +157,19 @@ impl Shim {
         self.dir.path()
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
-    pub async fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("server running");
+    /// Sends SIGTERM.
+    pub fn send_sigterm(&self) {
+        let child = self.child.as_ref().expect("server running");
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("poll server") {
@@ -388,4 +393,54 @@ impl TenantArchive {
 
 fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Sends raw bytes to the server in parts and returns what it answers until it closes
+/// the connection or `deadline` passes. Parts after the server answered are not sent.
+pub async fn raw_exchange(base: &str, parts: Vec<Vec<u8>>, deadline: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let read = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(deadline, reader.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    for part in parts {
+        if read.is_finished() || writer.write_all(&part).await.is_err() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    read.await.expect("read task")
+}
+
+/// Returns the value of a gauge or counter line of `/metrics`, 0 when absent.
+pub async fn metric(shim: &Shim, name: &str) -> f64 {
+    let text = shim
+        .http
+        .get(shim.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `condition` every 20 ms until it holds, failing after `deadline`.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
