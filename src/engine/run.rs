@@ -16,6 +16,14 @@ use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberC
 use crate::archive::{Archive, ArchiveError, InvalidArchive};
 use crate::lock::{ImportLock, LockError};
 
+/// What the writing steps need besides the transaction and the archive.
+struct WriteContext<'a> {
+    engine: &'a Engine,
+    request: &'a ImportRequest,
+    database_id: uuid::Uuid,
+    started_at: DateTime<Utc>,
+}
+
 /// Why the transaction stopped before its commit: a verdict for the caller, or a
 /// failure. Either way the transaction is rolled back.
 enum Halt {
@@ -83,6 +91,13 @@ async fn import_locked(
     request: &ImportRequest,
     archive: Arc<Archive>,
 ) -> Result<ImportReport, ImportError> {
+    // Read before the transaction, so the import needs no second connection while it
+    // holds SQLite's write lock.
+    let info = engine
+        .db
+        .cluster_info()
+        .await
+        .map_err(ImportError::ClusterInfo)?;
     let mut tx = match ImportTx::begin(&engine.db, request.lock_timeout).await {
         Ok(tx) => tx,
         Err(error) if is_lock_timeout(&error) => {
@@ -93,7 +108,13 @@ async fn import_locked(
     };
     let started_at = Utc::now();
     let mut created = None;
-    match write(engine, &mut tx, request, &archive, started_at, &mut created).await {
+    let context = WriteContext {
+        engine,
+        request,
+        database_id: info.database_id,
+        started_at,
+    };
+    match write(&context, &mut tx, &archive, &mut created).await {
         Ok(report) => commit(tx, created, report).await,
         Err(halt) => {
             undo(tx, created).await;
@@ -108,13 +129,15 @@ async fn import_locked(
 /// Writes the whole import into `tx`. `created` receives the reporting database as
 /// soon as it exists, so a failure after that point can remove it.
 async fn write(
-    engine: &Engine,
+    context: &WriteContext<'_>,
     tx: &mut ImportTx,
-    request: &ImportRequest,
     archive: &Arc<Archive>,
-    started_at: DateTime<Utc>,
     created: &mut Option<ReportingTarget>,
 ) -> Result<ImportReport, Halt> {
+    let request = context.request;
+    let engine = context.engine;
+    let guid = archive.tenant.identity.guid;
+    let target = ReportingTarget::new(&engine.db, &engine.reporting, guid)?;
     if let Some(import_id) = &request.import_id
         && let Some(report) = journal::find(tx.conn(), import_id, &archive.sha256).await?
     {
@@ -124,14 +147,7 @@ async fn write(
     let objects = write_objects(tx, archive).await?;
     let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
 
-    let guid = archive.tenant.identity.guid;
-    let target = ReportingTarget::new(&engine.db, &engine.reporting, guid)?;
-    let info = engine
-        .db
-        .cluster_info()
-        .await
-        .map_err(ImportError::ClusterInfo)?;
-    target.prepare(info.database_id).await?;
+    target.prepare(context.database_id).await?;
     let name = target.name.clone();
     *created = Some(target);
     tenant::set_reporting_database(tx.conn(), guid, &name).await?;
@@ -141,7 +157,7 @@ async fn write(
         import_id: request.import_id.as_deref(),
         tenant_guid: guid,
         archive_sha256: &archive.sha256,
-        started_at,
+        started_at: context.started_at,
         finished_at: Utc::now(),
         report: &report,
     };

@@ -43,6 +43,9 @@ pub enum ExportError {
     /// A stored value could not be read back.
     #[error("stored tenant data is invalid: {0}")]
     InvalidData(String),
+    /// The `cluster_info` row of the configuration database could not be read.
+    #[error("failed to read the configuration database's cluster_info")]
+    ClusterInfo(#[source] crate::db::DbError),
     /// The configuration database failed.
     #[error("database operation failed")]
     Database(#[from] sqlx::Error),
@@ -73,13 +76,18 @@ pub async fn export_tenant(
 ) -> Result<ExportSummary, ExportError> {
     let tenant = read::tenant(db, tenant_url).await?;
     let guid = tenant.identity.guid;
+    let info = db.cluster_info().await.map_err(ExportError::ClusterInfo)?;
+    let source = write::Source {
+        tenant,
+        database_id: info.database_id,
+    };
     let ranges = read::ranges(db, guid).await?;
     let numbers = ranges.iter().map(|range| range.len().unsigned_abs()).sum();
 
     let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
     let target = path.to_path_buf();
     let writer =
-        tokio::task::spawn_blocking(move || write::archive(&target, &tenant, &ranges, receiver));
+        tokio::task::spawn_blocking(move || write::archive(&target, &source, &ranges, receiver));
     let streamed = read::objects(db, guid, BATCH_SIZE, sender).await;
     let written = writer
         .await

@@ -33,6 +33,7 @@ struct Manifest<'a> {
     format_version: u32,
     schema_version: u32,
     exported_at: String,
+    source_cluster: String,
     tenant: &'a TenantIdentity,
     files: Vec<FileEntry>,
 }
@@ -68,16 +69,24 @@ struct ArchiveWriter {
     open: Option<(String, Sha256, u64)>,
 }
 
+/// What the manifest says about the export besides the files.
+pub(super) struct Source {
+    /// The tenant.
+    pub tenant: TenantRecord,
+    /// The configuration database's id, written as the source cluster.
+    pub database_id: uuid::Uuid,
+}
+
 /// Writes the archive to `target` and returns the number of objects written. The
 /// objects arrive on `receiver` sorted by type.
 pub(super) fn archive(
     target: &Path,
-    tenant: &TenantRecord,
+    source: &Source,
     ranges: &[NumberRange],
     receiver: mpsc::Receiver<Vec<ConfigObject>>,
 ) -> Result<u64, ExportError> {
     let partial = partial_path(target);
-    let result = write_all(&partial, tenant, ranges, receiver);
+    let result = write_all(&partial, source, ranges, receiver);
     let finished = result.and_then(|objects| {
         std::fs::rename(&partial, target).map_err(|source| ExportError::Write {
             path: target.to_path_buf(),
@@ -93,10 +102,11 @@ pub(super) fn archive(
 
 fn write_all(
     path: &Path,
-    tenant: &TenantRecord,
+    source: &Source,
     ranges: &[NumberRange],
     mut receiver: mpsc::Receiver<Vec<ConfigObject>>,
 ) -> Result<u64, ExportError> {
+    let tenant = &source.tenant;
     let mut writer = ArchiveWriter::create(path)?;
     writer.write_json("tenant.json", &tenant_document(tenant))?;
     let ranges: Vec<RangeDocument<'_>> = ranges.iter().map(range_document).collect();
@@ -118,7 +128,7 @@ fn write_all(
         }
     }
     writer.finish_entry()?;
-    writer.finish(&tenant.identity)?;
+    writer.finish(&tenant.identity, source.database_id)?;
     Ok(objects)
 }
 
@@ -178,11 +188,16 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    fn finish(mut self, tenant: &TenantIdentity) -> Result<(), ExportError> {
+    fn finish(
+        mut self,
+        tenant: &TenantIdentity,
+        database_id: uuid::Uuid,
+    ) -> Result<(), ExportError> {
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             schema_version: SCHEMA_VERSION,
             exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            source_cluster: database_id.to_string(),
             tenant,
             files: std::mem::take(&mut self.files),
         };
