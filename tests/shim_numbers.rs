@@ -2,9 +2,9 @@
 //! PostgreSQL and SQLite, including the access-number rules of an import set up
 //! through these routes and checked through the list route.
 
-mod support;
 #[path = "support/shim.rs"]
 mod shim;
+mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -41,10 +41,17 @@ async fn start(backend: Backend) -> (TestDatabase, Shim, Api) {
 }
 
 async fn create_trunk(api: &Api, name: &str, prefixes: &[&str]) {
-    let prefixes: Vec<Value> = prefixes.iter().map(|prefix| json!({"prefix": prefix, "cost": 0.01})).collect();
+    let prefixes: Vec<Value> = prefixes
+        .iter()
+        .map(|prefix| json!({"prefix": prefix, "cost": 0.01}))
+        .collect();
     let body = json!({"domain": "sip.carrier.test", "carrier": "Carrier", "prefixes": prefixes});
     let (status, reply) = api
-        .send_json(Method::POST, &format!("/configapi/v2/selfservice/trunk/{name}"), &body)
+        .send_json(
+            Method::POST,
+            &format!("/configapi/v2/selfservice/trunk/{name}"),
+            &body,
+        )
         .await;
     assert_eq!(status, 200, "create trunk {name}: {reply}");
 }
@@ -80,13 +87,28 @@ async fn trunk_route_creates_and_rejects(backend: Backend) {
     assert_eq!(reply["error"], "conflict");
 
     let bad_bodies = [
-        ("blank domain", json!({"domain": " ", "carrier": "C", "prefixes": []})),
-        ("letters in prefix", json!({"domain": "d", "carrier": "C", "prefixes": [{"prefix": "14a", "cost": 1}]})),
-        ("negative cost", json!({"domain": "d", "carrier": "C", "prefixes": [{"prefix": "1", "cost": -1}]})),
-        ("repeated prefix", json!({"domain": "d", "carrier": "C",
-            "prefixes": [{"prefix": "1", "cost": 1}, {"prefix": "1", "cost": 2}]})),
+        (
+            "blank domain",
+            json!({"domain": " ", "carrier": "C", "prefixes": []}),
+        ),
+        (
+            "letters in prefix",
+            json!({"domain": "d", "carrier": "C", "prefixes": [{"prefix": "14a", "cost": 1}]}),
+        ),
+        (
+            "negative cost",
+            json!({"domain": "d", "carrier": "C", "prefixes": [{"prefix": "1", "cost": -1}]}),
+        ),
+        (
+            "repeated prefix",
+            json!({"domain": "d", "carrier": "C",
+            "prefixes": [{"prefix": "1", "cost": 1}, {"prefix": "1", "cost": 2}]}),
+        ),
         ("missing carrier", json!({"domain": "d"})),
-        ("unknown field", json!({"domain": "d", "carrier": "C", "color": "red"})),
+        (
+            "unknown field",
+            json!({"domain": "d", "carrier": "C", "color": "red"}),
+        ),
     ];
     for (case, body) in bad_bodies {
         let (status, reply) = api
@@ -96,23 +118,41 @@ async fn trunk_route_creates_and_rejects(backend: Backend) {
         assert_eq!(reply["error"], "bad_request", "{case}");
     }
     let (status, _) = api
-        .send_json(Method::POST, "/configapi/v2/selfservice/trunk/bad%20name", &json!({"domain": "d", "carrier": "C"}))
+        .send_json(
+            Method::POST,
+            "/configapi/v2/selfservice/trunk/bad%20name",
+            &json!({"domain": "d", "carrier": "C"}),
+        )
         .await;
     assert_eq!(status, 400, "trunk name with a space");
 }
 
 async fn numbers_create_list_delete(backend: Backend) {
     let (_db, _shim, api) = start(backend).await;
-    let (status, reply) = create_numbers(&api, json!({"number": "0420000000", "count": 5, "media": "TEXT"})).await;
+    let (status, reply) = create_numbers(
+        &api,
+        json!({"number": "0420000000", "count": 5, "media": "TEXT"}),
+    )
+    .await;
     assert_eq!(status, 204, "{reply}");
     let (status, reply) = create_numbers(&api, json!({"number": "0420000010"})).await;
     assert_eq!(status, 204, "{reply}");
 
     let items = api.all_numbers(None).await;
-    let numbers: Vec<&str> = items.iter().map(|item| item["number"].as_str().expect("number")).collect();
+    let numbers: Vec<&str> = items
+        .iter()
+        .map(|item| item["number"].as_str().expect("number"))
+        .collect();
     assert_eq!(
         numbers,
-        ["0420000000", "0420000001", "0420000002", "0420000003", "0420000004", "0420000010"]
+        [
+            "0420000000",
+            "0420000001",
+            "0420000002",
+            "0420000003",
+            "0420000004",
+            "0420000010"
+        ]
     );
     assert_eq!(items[0]["media"], "TEXT");
     assert_eq!(items[0]["tenantUrl"], Value::Null);
@@ -121,10 +161,18 @@ async fn numbers_create_list_delete(backend: Backend) {
 
     let (status, reply) = create_numbers(&api, json!({"number": "0420000004", "count": 3})).await;
     assert_eq!(status, 409, "overlap with an existing number: {reply}");
-    assert_eq!(api.all_numbers(None).await.len(), 6, "a rejected creation wrote nothing");
+    assert_eq!(
+        api.all_numbers(None).await.len(),
+        6,
+        "a rejected creation wrote nothing"
+    );
 
     let (status, reply) = api
-        .send_json(Method::DELETE, NUMBERS, &json!({"number": "0420000003", "count": 10}))
+        .send_json(
+            Method::DELETE,
+            NUMBERS,
+            &json!({"number": "0420000003", "count": 10}),
+        )
         .await;
     assert_eq!(status, 204, "{reply}");
     let remaining: Vec<String> = api
@@ -136,12 +184,18 @@ async fn numbers_create_list_delete(backend: Backend) {
     assert_eq!(remaining, ["0420000000", "0420000001", "0420000002"]);
 
     let (status, reply) = api
-        .send_json(Method::DELETE, NUMBERS, &json!({"number": "0420000003", "count": 10}))
+        .send_json(
+            Method::DELETE,
+            NUMBERS,
+            &json!({"number": "0420000003", "count": 10}),
+        )
         .await;
     assert_eq!(status, 404, "{reply}");
     assert_eq!(reply["error"], "not_found");
 
-    let (status, _) = api.get_json("/configapi/v2/accessnumbers?tenantUrl=nobody.cc.test").await;
+    let (status, _) = api
+        .get_json("/configapi/v2/accessnumbers?tenantUrl=nobody.cc.test")
+        .await;
     assert_eq!(status, 404, "filter by an unknown tenant");
 }
 
@@ -156,9 +210,18 @@ async fn numbers_reject_bad_requests(backend: Backend) {
         ("overflow", json!({"number": "998", "count": 3})),
         ("too many", json!({"number": "100000000", "count": 100_001})),
         ("bad media", json!({"number": "100", "media": "voice"})),
-        ("unknown tenant", json!({"number": "100", "tenantUrl": "nobody.cc.test"})),
-        ("unknown trunk", json!({"number": "100", "trunks": [{"name": "missing", "prefix": "1"}]})),
-        ("letters in trunk prefix", json!({"number": "100", "trunks": [{"name": "known", "prefix": "x"}]})),
+        (
+            "unknown tenant",
+            json!({"number": "100", "tenantUrl": "nobody.cc.test"}),
+        ),
+        (
+            "unknown trunk",
+            json!({"number": "100", "trunks": [{"name": "missing", "prefix": "1"}]}),
+        ),
+        (
+            "letters in trunk prefix",
+            json!({"number": "100", "trunks": [{"name": "known", "prefix": "x"}]}),
+        ),
         ("unknown field", json!({"number": "100", "owner": "x"})),
     ];
     for (case, body) in cases {
@@ -204,7 +267,11 @@ async fn numbers_get_trunk_of_longest_prefix(backend: Backend) {
     let body = json!({"number": "2125550000", "trunks": [{"name": "wide", "prefix": "1415"}]});
     let (status, reply) = create_numbers(&api, body).await;
     assert_eq!(status, 204, "{reply}");
-    assert_eq!(number_map(&api).await["2125550000"].1, Value::Null, "no prefix matches");
+    assert_eq!(
+        number_map(&api).await["2125550000"].1,
+        Value::Null,
+        "no prefix matches"
+    );
 }
 
 async fn numbers_list_paginates_with_cursor(backend: Backend) {
@@ -216,21 +283,40 @@ async fn numbers_list_paginates_with_cursor(backend: Backend) {
 
     let (status, first) = api.get_json("/configapi/v2/accessnumbers?limit=2").await;
     assert_eq!(status, 200);
-    let numbers: Vec<&str> = first["items"].as_array().expect("items").iter().map(|i| i["number"].as_str().expect("n")).collect();
+    let numbers: Vec<&str> = first["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["number"].as_str().expect("n"))
+        .collect();
     assert_eq!(numbers, ["555", "556"], "shorter numbers sort first");
     assert_eq!(first["nextCursor"], "556");
 
-    let (status, second) = api.get_json("/configapi/v2/accessnumbers?limit=2&after=556").await;
+    let (status, second) = api
+        .get_json("/configapi/v2/accessnumbers?limit=2&after=556")
+        .await;
     assert_eq!(status, 200);
-    let numbers: Vec<&str> = second["items"].as_array().expect("items").iter().map(|i| i["number"].as_str().expect("n")).collect();
+    let numbers: Vec<&str> = second["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["number"].as_str().expect("n"))
+        .collect();
     assert_eq!(numbers, ["557", "5550000"]);
 
     let (_, default_page) = api.get_json(NUMBERS).await;
-    assert_eq!(default_page["items"].as_array().expect("items").len(), 1000, "default page size");
+    assert_eq!(
+        default_page["items"].as_array().expect("items").len(),
+        1000,
+        "default page size"
+    );
 
     let all = api.all_numbers(None).await;
     assert_eq!(all.len(), 2503, "every number once across pages");
-    let mut seen: Vec<&str> = all.iter().map(|item| item["number"].as_str().expect("n")).collect();
+    let mut seen: Vec<&str> = all
+        .iter()
+        .map(|item| item["number"].as_str().expect("n"))
+        .collect();
     seen.dedup();
     assert_eq!(seen.len(), 2503, "no number twice");
     assert_eq!(seen.last(), Some(&"5552499"));
@@ -246,7 +332,12 @@ async fn import_applies_number_rules(backend: Backend) {
     let owner = TenantArchive::new("owner", 2);
     owner.write(&dir.join("owner.zip"));
     let response = api.import(&dir.join("owner.zip"), 10).await;
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
 
     create_trunk(&api, "carrier-a", &["1800"]).await;
     let free = json!({"number": "18005550120", "count": 5,
@@ -270,12 +361,34 @@ async fn import_applies_number_rules(backend: Backend) {
 
     let numbers = number_map(&api).await;
     let importer = json!("importer.cc.test");
-    assert_eq!(numbers["18005550118"], (importer.clone(), Value::Null), "created without trunk");
-    assert_eq!(numbers["18005550120"], (importer.clone(), json!("carrier-a")), "assigned keeps trunk");
-    assert_eq!(numbers["18005550122"], (importer.clone(), json!("carrier-a")));
-    assert_eq!(numbers["18005550123"], (Value::Null, json!("carrier-a")), "outside the range stays free");
-    assert_eq!(numbers["13105550005"], (json!("owner.cc.test"), Value::Null), "owned number not taken");
-    assert!(!numbers.contains_key("13105550000"), "skipped range creates nothing");
+    assert_eq!(
+        numbers["18005550118"],
+        (importer.clone(), Value::Null),
+        "created without trunk"
+    );
+    assert_eq!(
+        numbers["18005550120"],
+        (importer.clone(), json!("carrier-a")),
+        "assigned keeps trunk"
+    );
+    assert_eq!(
+        numbers["18005550122"],
+        (importer.clone(), json!("carrier-a"))
+    );
+    assert_eq!(
+        numbers["18005550123"],
+        (Value::Null, json!("carrier-a")),
+        "outside the range stays free"
+    );
+    assert_eq!(
+        numbers["13105550005"],
+        (json!("owner.cc.test"), Value::Null),
+        "owned number not taken"
+    );
+    assert!(
+        !numbers.contains_key("13105550000"),
+        "skipped range creates nothing"
+    );
     assert_eq!(numbers["16505550001"], (importer.clone(), Value::Null));
 
     let of_importer = api.all_numbers(Some("importer.cc.test")).await;

@@ -2,9 +2,9 @@
 //! import (verdicts, upload limits, lock timeout, concurrency), export, status changes,
 //! delete, and graceful shutdown with an import in flight.
 
-mod support;
 #[path = "support/shim.rs"]
 mod shim;
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,6 +40,7 @@ on_both_backends!(
     concurrent_imports_of_different_tenants,
     concurrent_imports_of_same_archive,
     tenant_lifecycle_routes,
+    idempotency_key_makes_retry_safe,
     shutdown_lets_running_import_finish,
 );
 
@@ -98,7 +99,10 @@ async fn import_sample_archives(backend: Backend) {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["accessNumbers"]["skipped"], 20, "{report}");
     assert_eq!(report["accessNumbers"]["created"], 5, "{report}");
-    assert_eq!(report["skippedRanges"][0]["first"], "14155550190", "{report}");
+    assert_eq!(
+        report["skippedRanges"][0]["first"], "14155550190",
+        "{report}"
+    );
 
     let (status, error) = import_json(&api, &examples.join("acme-v3.zip")).await;
     assert_eq!(status, 409, "{error}");
@@ -113,18 +117,37 @@ async fn import_sample_archives(backend: Backend) {
 
     let (status, tenants) = api.get_json("/configapi/v2/tenants").await;
     assert_eq!(status, 200);
-    let urls: Vec<&str> = tenants.as_array().expect("list").iter().map(|t| t["url"].as_str().expect("url")).collect();
+    let urls: Vec<&str> = tenants
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["url"].as_str().expect("url"))
+        .collect();
     assert_eq!(
         urls,
-        ["acme.cc.example.com", "globex.cc.example.com", "initech.cc.example.com", "umbrella.cc.example.com"]
+        [
+            "acme.cc.example.com",
+            "globex.cc.example.com",
+            "initech.cc.example.com",
+            "umbrella.cc.example.com"
+        ]
     );
     assert_eq!(tenants[3]["status"], "inactive");
     assert_eq!(tenants[2]["name"], "Initech: Zoë's Help Desk");
     assert!(tenants[0]["guid"].as_str().expect("guid").len() == 36);
 
-    assert_eq!(api.all_numbers(Some("acme.cc.example.com")).await.len(), 151);
-    assert_eq!(api.all_numbers(Some("umbrella.cc.example.com")).await.len(), 5);
-    assert!(leftover_uploads(&shim).is_empty(), "upload files left behind");
+    assert_eq!(
+        api.all_numbers(Some("acme.cc.example.com")).await.len(),
+        151
+    );
+    assert_eq!(
+        api.all_numbers(Some("umbrella.cc.example.com")).await.len(),
+        5
+    );
+    assert!(
+        leftover_uploads(&shim).is_empty(),
+        "upload files left behind"
+    );
 }
 
 async fn import_rejects_bad_uploads(backend: Backend) {
@@ -134,30 +157,60 @@ async fn import_rejects_bad_uploads(backend: Backend) {
     let bytes = std::fs::read(&archive).expect("read archive");
 
     let send = |content_type: Option<&'static str>, query: &'static str, body: Vec<u8>| {
-        let mut request = api.request(Method::PUT, &format!("{TENANT}{query}")).body(body);
+        let mut request = api
+            .request(Method::PUT, &format!("{TENANT}{query}"))
+            .body(body);
         if let Some(value) = content_type {
             request = request.header("content-type", value);
         }
         request.send()
     };
-    let text = send(Some("text/plain"), "", bytes.clone()).await.expect("request");
+    let text = send(Some("text/plain"), "", bytes.clone())
+        .await
+        .expect("request");
     assert_eq!(text.status(), 415);
-    assert_eq!(text.json::<Value>().await.expect("JSON")["error"], "unsupported_media_type");
+    assert_eq!(
+        text.json::<Value>().await.expect("JSON")["error"],
+        "unsupported_media_type"
+    );
     let missing = send(None, "", bytes.clone()).await.expect("request");
     assert_eq!(missing.status(), 415, "no content type");
 
-    let garbage = send(Some("application/zip"), "", b"this is not a zip file".to_vec()).await.expect("request");
+    let garbage = send(
+        Some("application/zip"),
+        "",
+        b"this is not a zip file".to_vec(),
+    )
+    .await
+    .expect("request");
     assert_eq!(garbage.status(), 400);
     let error: Value = garbage.json().await.expect("JSON");
     assert_eq!(error["error"], "invalid_archive", "{error}");
-    assert!(error["message"].as_str().expect("message").contains("invalid"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("message")
+            .contains("invalid"),
+        "{error}"
+    );
 
-    let bad_timeout = send(Some("application/zip"), "?lockTimeout=soon", bytes.clone()).await.expect("request");
+    let bad_timeout = send(Some("application/zip"), "?lockTimeout=soon", bytes.clone())
+        .await
+        .expect("request");
     assert_eq!(bad_timeout.status(), 400);
 
-    let accepted = send(Some("application/octet-stream"), "?lockTime=5", bytes).await.expect("request");
-    assert_eq!(accepted.status(), 200, "octet-stream with the lockTime spelling");
-    assert!(leftover_uploads(&shim).is_empty(), "upload files left behind");
+    let accepted = send(Some("application/octet-stream"), "?lockTime=5", bytes)
+        .await
+        .expect("request");
+    assert_eq!(
+        accepted.status(),
+        200,
+        "octet-stream with the lockTime spelling"
+    );
+    assert!(
+        leftover_uploads(&shim).is_empty(),
+        "upload files left behind"
+    );
 }
 
 async fn import_rejects_oversized_body(backend: Backend) {
@@ -170,7 +223,10 @@ async fn import_rejects_oversized_body(backend: Backend) {
         .await
         .expect("request");
     assert_eq!(declared.status(), 413);
-    assert_eq!(declared.json::<Value>().await.expect("JSON")["error"], "payload_too_large");
+    assert_eq!(
+        declared.json::<Value>().await.expect("JSON")["error"],
+        "payload_too_large"
+    );
 
     // A chunked upload of 64 chunks of 1 KiB: the server answers 413 once it has read
     // past 4096 bytes, and the test stops sending when the answer arrives.
@@ -188,7 +244,10 @@ async fn import_rejects_oversized_body(backend: Backend) {
     }
     let answer = raw_exchange(&shim.base, parts, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(leftover_uploads(&shim).is_empty(), "upload files left behind");
+    assert!(
+        leftover_uploads(&shim).is_empty(),
+        "upload files left behind"
+    );
 }
 
 async fn import_cuts_off_stalled_upload(backend: Backend) {
@@ -201,8 +260,15 @@ async fn import_cuts_off_stalled_upload(backend: Backend) {
     let started = Instant::now();
     let answer = raw_exchange(&shim.base, vec![head.into_bytes()], Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert!(leftover_uploads(&shim).is_empty(), "upload files left behind");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        leftover_uploads(&shim).is_empty(),
+        "upload files left behind"
+    );
 }
 
 async fn import_times_out_on_held_lock(backend: Backend) {
@@ -218,12 +284,22 @@ async fn import_times_out_on_held_lock(backend: Backend) {
     assert!(response.headers().contains_key("retry-after"));
     let error: Value = response.json().await.expect("JSON");
     assert_eq!(error["error"], "lock_timeout", "{error}");
-    assert!(elapsed >= Duration::from_millis(900), "answered after {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "answered after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "answered after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "answered after {elapsed:?}"
+    );
 
     guard.release().await.expect("release");
     let response = api.import(&archive, 1).await;
-    assert_eq!(response.status(), 200, "the same import after the lock is free");
+    assert_eq!(
+        response.status(),
+        200,
+        "the same import after the lock is free"
+    );
 }
 
 async fn waiting_imports_are_served_in_turn(backend: Backend) {
@@ -234,7 +310,9 @@ async fn waiting_imports_are_served_in_turn(backend: Backend) {
         let archive = shim.dir().join(format!("queued-{index}.zip"));
         TenantArchive::new(&format!("queued-{index}"), 2).write(&archive);
         let api = api.clone();
-        requests.push(tokio::spawn(async move { api.import(&archive, 60).await.status().as_u16() }));
+        requests.push(tokio::spawn(async move {
+            api.import(&archive, 60).await.status().as_u16()
+        }));
     }
     wait_until("three imports wait", Duration::from_secs(20), || async {
         metric(&shim, IN_PROGRESS).await == 3.0
@@ -256,9 +334,13 @@ async fn concurrent_imports_of_different_tenants(backend: Backend) {
         let archive = shim.dir().join(format!("tenant-{index}.zip"));
         let first = format!("1555{:03}0000", index);
         let last = format!("1555{:03}0009", index);
-        TenantArchive::new(&format!("tenant-{index}"), 25).range(&first, &last).write(&archive);
+        TenantArchive::new(&format!("tenant-{index}"), 25)
+            .range(&first, &last)
+            .write(&archive);
         let api = api.clone();
-        requests.push(tokio::spawn(async move { import_json(&api, &archive).await }));
+        requests.push(tokio::spawn(
+            async move { import_json(&api, &archive).await },
+        ));
     }
     for request in requests {
         let (status, report) = request.await.expect("request task");
@@ -267,21 +349,37 @@ async fn concurrent_imports_of_different_tenants(backend: Backend) {
         assert_eq!(report["accessNumbers"]["created"], 10, "{report}");
     }
     let (_, tenants) = api.get_json("/configapi/v2/tenants").await;
-    assert_eq!(tenants.as_array().expect("list").len(), 20, "every tenant listed");
-    assert_eq!(api.all_numbers(None).await.len(), 200, "every number listed");
-    let imported = metric(&shim, r#"tenant_operator_tenant_imports_total{outcome="Imported"}"#).await;
+    assert_eq!(
+        tenants.as_array().expect("list").len(),
+        20,
+        "every tenant listed"
+    );
+    assert_eq!(
+        api.all_numbers(None).await.len(),
+        200,
+        "every number listed"
+    );
+    let imported = metric(
+        &shim,
+        r#"tenant_operator_tenant_imports_total{outcome="Imported"}"#,
+    )
+    .await;
     assert_eq!(imported, 20.0);
 }
 
 async fn concurrent_imports_of_same_archive(backend: Backend) {
     let (_db, shim, api) = start(backend).await;
     let archive = shim.dir().join("same.zip");
-    TenantArchive::new("same", 10).range("4930000000", "4930000049").write(&archive);
+    TenantArchive::new("same", 10)
+        .range("4930000000", "4930000049")
+        .write(&archive);
     let mut requests = Vec::new();
     for _ in 0..10 {
         let api = api.clone();
         let archive = archive.clone();
-        requests.push(tokio::spawn(async move { import_json(&api, &archive).await.0 }));
+        requests.push(tokio::spawn(
+            async move { import_json(&api, &archive).await.0 },
+        ));
     }
     let mut statuses = Vec::new();
     for request in requests {
@@ -300,15 +398,31 @@ async fn tenant_lifecycle_routes(backend: Backend) {
     drop.write(&shim.dir().join("drop.zip"));
     assert_eq!(import_json(&api, &shim.dir().join("keep.zip")).await.0, 200);
     assert_eq!(import_json(&api, &shim.dir().join("drop.zip")).await.0, 200);
-    assert_eq!(db.reporting_databases().await.len(), 2, "one reporting database per tenant");
-    assert!(shim.log_text().contains("keep.cc.test"), "request log names the tenant URL");
+    assert_eq!(
+        db.reporting_databases().await.len(),
+        2,
+        "one reporting database per tenant"
+    );
+    assert!(
+        shim.log_text().contains("keep.cc.test"),
+        "request log names the tenant URL"
+    );
 
-    let exported = api.request(Method::GET, &format!("{TENANT}/KEEP.cc.test")).send().await.expect("export");
-    assert_eq!(exported.status(), 200, "export with the URL in another case");
+    let exported = api
+        .request(Method::GET, &format!("{TENANT}/KEEP.cc.test"))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(
+        exported.status(),
+        200,
+        "export with the URL in another case"
+    );
     assert_eq!(exported.headers()["content-type"], "application/zip");
     let bytes = exported.bytes().await.expect("archive bytes");
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a ZIP");
-    let manifest: Value = serde_json::from_reader(zip.by_name("manifest.json").expect("manifest")).expect("JSON");
+    let manifest: Value =
+        serde_json::from_reader(zip.by_name("manifest.json").expect("manifest")).expect("JSON");
     assert_eq!(manifest["formatVersion"], 3);
     assert_eq!(manifest["tenant"]["url"], "keep.cc.test");
     let exported_path = shim.dir().join("exported-keep.zip");
@@ -325,43 +439,78 @@ async fn tenant_lifecycle_routes(backend: Backend) {
         assert_eq!(error["error"], "not_found", "{method} {path}");
     }
 
-    let (status, error) = api.send(Method::DELETE, &format!("{TENANT}/keep.cc.test")).await;
+    let (status, error) = api
+        .send(Method::DELETE, &format!("{TENANT}/keep.cc.test"))
+        .await;
     assert_eq!(status, 400, "an active tenant is not deleted: {error}");
-    let (status, tenant) = api.send(Method::POST, &format!("{TENANT}/keep.cc.test/deactivate")).await;
+    let (status, tenant) = api
+        .send(Method::POST, &format!("{TENANT}/keep.cc.test/deactivate"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(tenant["status"], "inactive");
-    let (status, tenant) = api.send(Method::POST, &format!("{TENANT}/keep.cc.test/activate")).await;
+    let (status, tenant) = api
+        .send(Method::POST, &format!("{TENANT}/keep.cc.test/activate"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(tenant["status"], "active");
     for url in ["keep.cc.test", "drop.cc.test"] {
-        let (status, _) = api.send(Method::POST, &format!("{TENANT}/{url}/deactivate")).await;
+        let (status, _) = api
+            .send(Method::POST, &format!("{TENANT}/{url}/deactivate"))
+            .await;
         assert_eq!(status, 200, "{url}");
     }
 
     let (status, deleted) = api
-        .send(Method::DELETE, &format!("{TENANT}/keep.cc.test?keepAccessNumbers=true"))
+        .send(
+            Method::DELETE,
+            &format!("{TENANT}/keep.cc.test?keepAccessNumbers=true"),
+        )
         .await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(deleted["accessNumbersFreed"], 10, "{deleted}");
     assert_eq!(deleted["objectsDeleted"], 5, "{deleted}");
     let kept = api.all_numbers(None).await;
-    let kept: Vec<&Value> = kept.iter().filter(|item| item["number"].as_str().is_some_and(|n| n.starts_with("312"))).collect();
+    let kept: Vec<&Value> = kept
+        .iter()
+        .filter(|item| {
+            item["number"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("312"))
+        })
+        .collect();
     assert_eq!(kept.len(), 10, "numbers stay");
-    assert!(kept.iter().all(|item| item["tenantUrl"].is_null()), "numbers are free");
+    assert!(
+        kept.iter().all(|item| item["tenantUrl"].is_null()),
+        "numbers are free"
+    );
 
-    let (status, deleted) = api.send(Method::DELETE, &format!("{TENANT}/drop.cc.test")).await;
+    let (status, deleted) = api
+        .send(Method::DELETE, &format!("{TENANT}/drop.cc.test"))
+        .await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(deleted["accessNumbersDeleted"], 10, "{deleted}");
     let all = api.all_numbers(None).await;
-    assert!(all.iter().all(|item| !item["number"].as_str().unwrap_or_default().starts_with("313")), "numbers deleted");
-    assert!(db.reporting_databases().await.is_empty(), "reporting databases dropped");
+    assert!(
+        all.iter().all(|item| !item["number"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("313")),
+        "numbers deleted"
+    );
+    assert!(
+        db.reporting_databases().await.is_empty(),
+        "reporting databases dropped"
+    );
     let (_, tenants) = api.get_json("/configapi/v2/tenants").await;
     assert_eq!(tenants, json!([]));
 
     let (status, report) = import_json(&api, &exported_path).await;
     assert_eq!(status, 200, "the export imports again: {report}");
     assert_eq!(report["accessNumbers"]["assigned"], 10, "{report}");
-    assert!(leftover_uploads(&shim).is_empty(), "temporary files left behind");
+    assert!(
+        leftover_uploads(&shim).is_empty(),
+        "temporary files left behind"
+    );
 }
 
 async fn shutdown_lets_running_import_finish(backend: Backend) {
@@ -379,12 +528,18 @@ async fn shutdown_lets_running_import_finish(backend: Backend) {
     .await;
 
     shim.send_sigterm();
-    wait_until("the server received the signal", Duration::from_secs(20), || async {
-        shim.log_text().contains("shutdown signal received")
-    })
+    wait_until(
+        "the server received the signal",
+        Duration::from_secs(20),
+        || async { shim.log_text().contains("shutdown signal received") },
+    )
     .await;
     guard.release().await.expect("release");
-    assert_eq!(request.await.expect("request task"), 200, "the running import finished");
+    assert_eq!(
+        request.await.expect("request task"),
+        200,
+        "the running import finished"
+    );
     let status = shim.wait_exit().await;
     assert!(status.success(), "exit status {status}");
     let log = shim.log_text();
@@ -392,9 +547,51 @@ async fn shutdown_lets_running_import_finish(backend: Backend) {
 
     let database = Database::connect(&db.url).await.expect("connect");
     let count: i64 = match &database {
-        Database::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tenants").fetch_one(pool).await,
-        Database::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tenants").fetch_one(pool).await,
+        Database::Postgres(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+                .fetch_one(pool)
+                .await
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+                .fetch_one(pool)
+                .await
+        }
     }
     .expect("count tenants");
     assert_eq!(count, 1, "the import committed");
+}
+
+async fn idempotency_key_makes_retry_safe(backend: Backend) {
+    let (_db, shim, api) = start(backend).await;
+    let first = shim.dir().join("retry.zip");
+    let other = shim.dir().join("other.zip");
+    TenantArchive::new("retry", 2).write(&first);
+    TenantArchive::new("other", 2).write(&other);
+    let send = |path: &Path, key: &'static str| {
+        let body = std::fs::read(path).expect("read archive");
+        api.request(Method::PUT, TENANT)
+            .header("content-type", "application/zip")
+            .header("idempotency-key", key)
+            .body(body)
+            .send()
+    };
+
+    let response = send(&first, "move-retry-1").await.expect("request");
+    assert_eq!(response.status(), 200);
+    let retry = send(&first, "move-retry-1").await.expect("request");
+    assert_eq!(retry.status(), 200, "a retry of a committed import");
+    let report: Value = retry.json().await.expect("report");
+    assert_eq!(report["replayed"], true, "{report}");
+
+    let reused = send(&other, "move-retry-1").await.expect("request");
+    assert_eq!(reused.status(), 409, "the key of another archive");
+    let without_key = api.import(&first, 5).await;
+    assert_eq!(
+        without_key.status(),
+        409,
+        "the same archive without the key"
+    );
+    let blank = send(&other, " ").await.expect("request");
+    assert_eq!(blank.status(), 400, "a blank key");
 }

@@ -400,7 +400,9 @@ fn read_log(path: &Path) -> String {
 pub async fn raw_exchange(base: &str, parts: Vec<Vec<u8>>, deadline: Duration) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = base.trim_start_matches("http://");
-    let stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
     let (mut reader, mut writer) = stream.into_split();
     let read = tokio::spawn(async move {
         let mut answer = Vec::new();
@@ -440,7 +442,10 @@ where
 {
     let started = Instant::now();
     while !condition().await {
-        assert!(started.elapsed() < deadline, "timed out waiting until {what}");
+        assert!(
+            started.elapsed() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
