@@ -322,7 +322,7 @@ async fn numbers_list_paginates_with_cursor(backend: Backend) {
     assert_eq!(seen.last(), Some(&"5552499"));
 }
 
-/// The access-number rules of an import: a missing number is created without trunk, a
+/// Checks the access-number rules of an import: a missing number is created without trunk, a
 /// free number is assigned and keeps its trunk, and a range with a number of another
 /// tenant is skipped whole.
 async fn import_applies_number_rules(backend: Backend) {

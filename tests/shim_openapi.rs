@@ -1,4 +1,4 @@
-//! `docs/openapi.yaml` matches the routes that `serve` answers.
+//! `docs/openapi.yaml` matches the routes of `serve`.
 
 use std::collections::BTreeSet;
 

@@ -228,8 +228,8 @@ async fn import_rejects_oversized_body(backend: Backend) {
         "payload_too_large"
     );
 
-    // A chunked upload of 64 chunks of 1 KiB: the server answers 413 once it has read
-    // past 4096 bytes, and the test stops sending when the answer arrives.
+    // A chunked upload of 64 chunks of 1 KiB: the server responds 413 once it has read
+    // past 4096 bytes, and the test stops sending when the response arrives.
     let token = api.token.clone().expect("token");
     let head = format!(
         "PUT {TENANT} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\

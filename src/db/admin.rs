@@ -36,7 +36,7 @@ macro_rules! on_pool {
     };
 }
 
-/// Why an administration request failed.
+/// An error of an administration request.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// No tenant has this URL.
@@ -102,7 +102,7 @@ pub struct TenantSummary {
     pub status: String,
 }
 
-/// What a tenant deletion removed.
+/// The rows and databases a tenant deletion removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletedTenant {
     /// The deleted tenant.
@@ -506,7 +506,7 @@ pub async fn list_access_numbers(
         .collect()
 }
 
-/// Deletes the existing numbers of a range, whoever owns them, and returns how many.
+/// Deletes the existing numbers of a range, owned or free, and returns how many.
 ///
 /// # Errors
 ///

@@ -78,7 +78,7 @@ pub struct AuthArgs {
     pub insecure_no_auth: bool,
 }
 
-/// Why the authentication settings could not be loaded.
+/// An error in the authentication settings.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
     /// A clients or key file could not be read.

@@ -1,6 +1,6 @@
 //! The HTTP shim: the provider API routes over the import engine.
 //!
-//! `tenant-operator serve` answers `PUT /configapi/v2/tenant` (import), the tenant,
+//! `tenant-operator serve` serves `PUT /configapi/v2/tenant` (import), the tenant,
 //! access-number and trunk administration routes, an OAuth 2.0 token route, and the
 //! health and metrics routes. `docs/openapi.yaml` describes every route and
 //! `docs/http-api.md` explains set-up and use.

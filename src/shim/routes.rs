@@ -1,7 +1,7 @@
 //! The route table: every route of `serve`, with its method, path and access.
 //!
-//! [`api_endpoints`] is the one place that lists the provider API routes; the router is
-//! built from it and [`route_table`] returns it for the test that compares the router
+//! [`api_endpoints`] is the one place that lists the provider API routes. The router is
+//! built from it, and [`route_table`] returns it for the test that compares the router
 //! with `docs/openapi.yaml`.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use super::state::AppState;
 use super::telemetry::{self, DatabaseReadiness, Metrics};
 use super::{numbers, tenants};
 
-/// Who may call a route.
+/// The access rule of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone who reaches the port.
@@ -35,7 +35,7 @@ pub struct Endpoint {
     pub method: Method,
     /// The path template, in axum's `{name}` syntax (the same as OpenAPI's).
     pub path: &'static str,
-    /// Who may call it.
+    /// The access rule.
     pub access: Access,
     handler: MethodRouter<AppState>,
 }
@@ -131,7 +131,7 @@ fn api_endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Returns the method and path of every route that `serve` answers, the health routes
+/// Returns the method and path of every route of `serve`, the health routes
 /// included.
 pub fn route_table() -> Vec<(Method, &'static str)> {
     let api = api_endpoints()

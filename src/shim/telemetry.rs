@@ -83,7 +83,7 @@ pub trait ReadinessCheck: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
-/// Ready while the configuration database answers a query.
+/// Ready while the configuration database responds to a query.
 #[derive(Debug, Clone)]
 pub struct DatabaseReadiness(pub Database);
 

@@ -19,7 +19,7 @@ use crate::engine::{DEFAULT_LOCK_TIMEOUT, ImportError, ImportReport, ImportReque
 use crate::export::ExportError;
 use crate::model::TenantStatus;
 
-/// The longest lock wait a request may ask for, in seconds.
+/// The maximum lock wait a request may set, in seconds.
 const MAX_LOCK_TIMEOUT_SECONDS: u64 = 3600;
 /// The request header that carries an id making import retries safe.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -131,7 +131,7 @@ fn import_error(error: ImportError) -> ApiError {
     }
 }
 
-/// The report of an import that waited for this process's turn for the whole timeout.
+/// Builds the report of an import that waited for this process's turn for the whole timeout.
 fn lock_timeout_report(waited: Duration) -> ImportReport {
     ImportReport {
         outcome: Outcome::LockTimeout,

@@ -2,7 +2,7 @@
 //!
 //! The body is streamed chunk by chunk to disk, never held whole in memory. The
 //! upload stops with 413 as soon as it passes the size limit (at once when
-//! `Content-Length` already says so), and with 408 when no data arrives for the read
+//! `Content-Length` already declares more), and with 408 when no data arrives for the read
 //! timeout. The temporary file is removed when the returned handle is dropped, whatever
 //! the outcome of the import.
 

@@ -313,7 +313,7 @@ pub struct TenantArchive {
 }
 
 impl TenantArchive {
-    /// An active tenant `NAME.cc.test` with `objects` users and no numbers.
+    /// Describes an active tenant `NAME.cc.test` with `objects` users and no numbers.
     pub fn new(name: &str, objects: usize) -> Self {
         Self {
             guid: Uuid::new_v4(),
@@ -338,11 +338,13 @@ impl TenantArchive {
             "guid": self.guid, "url": self.url, "name": self.name, "status": self.status,
             "sipDomain": format!("sip.{}", self.url), "settings": {}
         });
+
         let numbers: Vec<serde_json::Value> = self
             .ranges
             .iter()
             .map(|(first, last, media)| serde_json::json!({"first": first, "last": last, "media": media}))
             .collect();
+
         let mut users = String::new();
         for index in 0..self.objects {
             let object = serde_json::json!({
@@ -352,6 +354,7 @@ impl TenantArchive {
             users.push_str(&object.to_string());
             users.push('\n');
         }
+
         let mut files: Vec<(&str, Vec<u8>)> = vec![
             ("tenant.json", tenant.to_string().into_bytes()),
             (
@@ -370,12 +373,14 @@ impl TenantArchive {
                 })
             })
             .collect();
+
         let manifest = serde_json::json!({
             "formatVersion": 3, "schemaVersion": 12, "exportedAt": "2026-11-30T08:15:00Z",
             "sourceCluster": "test",
             "tenant": {"guid": self.guid, "url": self.url, "name": self.name},
             "files": listed
         });
+
         let file = std::fs::File::create(path).expect("create archive");
         let mut zip = zip::ZipWriter::new(file);
         let options = zip::write::SimpleFileOptions::default()
@@ -395,8 +400,8 @@ fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// Sends raw bytes to the server in parts and returns what it answers until it closes
-/// the connection or `deadline` passes. Parts after the server answered are not sent.
+/// Sends raw bytes to the server in parts and returns its response until it closes
+/// the connection or `deadline` passes. Parts after the response started are not sent.
 pub async fn raw_exchange(base: &str, parts: Vec<Vec<u8>>, deadline: Duration) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = base.trim_start_matches("http://");
