@@ -298,6 +298,24 @@ async fn health_routes_are_public() {
         text.contains("tenant_operator_http_request_duration_seconds_bucket"),
         "{text}"
     );
+
+    let unknown = shim
+        .http
+        .get(shim.url("/configapi/v3/nothing"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.expect("JSON");
+    assert_eq!(body["error"], "not_found");
+    let metrics = shim
+        .http
+        .get(shim.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    let text = metrics.text().await.expect("text");
+    assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
 }
 
 #[tokio::test]
