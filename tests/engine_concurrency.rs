@@ -43,7 +43,9 @@ async fn racing_imports_both_succeed() {
             vec![first.url.clone(), second.url.clone()],
             "{backend:?}"
         );
-        let objects = harness.rows("SELECT guid FROM config_objects").await;
+        let objects = harness
+            .rows("SELECT CAST(guid AS TEXT) FROM config_objects")
+            .await;
         assert_eq!(objects.len(), 600, "{backend:?}");
         let numbers = harness
             .rows("SELECT CAST(value AS TEXT) FROM access_numbers")
