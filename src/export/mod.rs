@@ -58,6 +58,9 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    /// The archive writer rejected a value or failed to write.
+    #[error("failed to write the archive")]
+    Archive(#[from] crate::archive::writer::WriteError),
     /// The archive writer thread failed.
     #[error("the archive writer task failed: {0}")]
     Task(String),
