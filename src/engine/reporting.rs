@@ -2,10 +2,10 @@
 //! an SQLite file beside the configuration database file.
 //!
 //! Its name is the configured prefix followed by the tenant GUID as 32 hex digits. Its
-//! `reporting_meta` row records the tenant GUID and the configuration database's id,
-//! and only a database whose row names this configuration database and this tenant is
-//! ever dropped: a leftover of an interrupted import is replaced, and anything else of
-//! that name makes the import fail.
+//! `reporting_meta` row records the tenant GUID and the configuration database's id.
+//! The engine drops only a database whose row names this configuration database and
+//! this tenant. So a leftover of an interrupted import is replaced, and anything else
+//! of that name makes the import fail.
 
 use std::path::PathBuf;
 

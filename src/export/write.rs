@@ -15,7 +15,7 @@ use crate::model::{ConfigObject, NumberRange, TenantRecord};
 /// The format version this exporter writes.
 const FORMAT_VERSION: u32 = 3;
 
-/// What the archive says about the tenant and where it comes from.
+/// The tenant and the origin that the archive records.
 pub(super) struct Source {
     /// The tenant.
     pub tenant: TenantRecord,

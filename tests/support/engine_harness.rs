@@ -140,7 +140,7 @@ impl Harness {
     }
 }
 
-/// The folder of the sample archives: `TENANT_OPERATOR_EXAMPLES` when set, otherwise
+/// Returns the folder of the sample archives: `TENANT_OPERATOR_EXAMPLES` when set, otherwise
 /// the shared folder beside the repository, or `None` (with a message) when neither
 /// exists.
 pub fn examples_dir() -> Option<std::path::PathBuf> {
