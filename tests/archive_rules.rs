@@ -234,7 +234,7 @@ fn structure_cases() -> Vec<Case> {
             case(
                 "line too long",
                 v3(),
-                line("objects/team.jsonl", 1),
+                line(USER_FILE, 1),
                 "longer than the limit of 100 bytes",
             ),
             |limits| limits.max_line_bytes = 100,

@@ -12,7 +12,27 @@ use std::time::{Duration, Instant};
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
 use tenant_operator::engine::{ImportRequest, Outcome};
-use tenant_operator::lock::ImportLock;
+use tenant_operator::lock::{ImportLock, LockError, LockGuard};
+
+/// A lock that is always free, as an outer lock that was lost would be: only the
+/// engine's transaction fence keeps two imports apart.
+struct LostLock;
+
+struct NoGuard;
+
+#[async_trait::async_trait]
+impl ImportLock for LostLock {
+    async fn acquire(&self, _timeout: Duration) -> Result<Box<dyn LockGuard>, LockError> {
+        Ok(Box::new(NoGuard))
+    }
+}
+
+#[async_trait::async_trait]
+impl LockGuard for NoGuard {
+    async fn release(self: Box<Self>) -> Result<(), LockError> {
+        Ok(())
+    }
+}
 
 #[tokio::test]
 async fn racing_imports_both_succeed() {
@@ -43,7 +63,9 @@ async fn racing_imports_both_succeed() {
             vec![first.url.clone(), second.url.clone()],
             "{backend:?}"
         );
-        let objects = harness.rows("SELECT guid FROM config_objects").await;
+        let objects = harness
+            .rows("SELECT CAST(guid AS TEXT) FROM config_objects")
+            .await;
         assert_eq!(objects.len(), 600, "{backend:?}");
         let numbers = harness
             .rows("SELECT CAST(value AS TEXT) FROM access_numbers")
@@ -115,6 +137,40 @@ async fn held_lock_times_out_import() {
             Outcome::Imported,
             "{backend:?}: {}",
             after.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn fence_separates_imports_without_lock() {
+    for backend in BACKENDS {
+        let harness = Harness::new(backend).await;
+        let fixture = TenantFixture::new("fenced", 2000).with_range("5559000", "5559999", "voice");
+        let request = ImportRequest {
+            archive: fixture.write_v3(harness.dir.path()),
+            import_id: None,
+            lock_timeout: Duration::from_secs(30),
+        };
+
+        let (one, two) = tokio::join!(
+            harness.engine.import(&request, &LostLock),
+            harness.engine.import(&request, &LostLock)
+        );
+        let mut outcomes = vec![
+            one.expect("first import runs").outcome,
+            two.expect("second import runs").outcome,
+        ];
+        outcomes.sort_by_key(|outcome| format!("{outcome:?}"));
+
+        assert_eq!(
+            outcomes,
+            vec![Outcome::Conflict, Outcome::Imported],
+            "{backend:?}"
+        );
+        assert_eq!(
+            harness.test_db.reporting_databases().await.len(),
+            1,
+            "{backend:?}"
         );
     }
 }

@@ -44,9 +44,11 @@ async fn each_format_version_imports() {
             assert_eq!(report.access_numbers.created, 6, "{case}");
             assert!(!report.replayed, "{case}");
             let guid = fixture.guid.to_string();
-            let stored = harness.rows("SELECT guid FROM tenants").await;
+            let stored = harness.rows("SELECT CAST(guid AS TEXT) FROM tenants").await;
             assert_eq!(stored, vec![guid.clone()], "{case}: GUID stored lower-case");
-            let objects = harness.rows("SELECT guid FROM config_objects").await;
+            let objects = harness
+                .rows("SELECT CAST(guid AS TEXT) FROM config_objects")
+                .await;
             let mut expected: Vec<String> =
                 fixture.objects.iter().map(|o| o.guid.to_string()).collect();
             expected.sort();

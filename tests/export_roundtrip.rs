@@ -128,3 +128,42 @@ async fn export_of_unknown_tenant_fails() {
         assert!(!path.exists(), "{backend:?}: a file was written");
     }
 }
+
+#[tokio::test]
+async fn sample_archives_round_trip() {
+    let Some(examples) = engine_harness::examples_dir() else {
+        return;
+    };
+    for backend in BACKENDS {
+        let source = Harness::new(backend).await;
+        let target = Harness::new(backend).await;
+        for file in ["acme-v3.zip", "globex-v2.zip", "initech-v1.zip"] {
+            let case = format!("{backend:?} {file}");
+            let imported = source.import(&examples.join(file)).await;
+            assert_eq!(
+                imported.outcome,
+                Outcome::Imported,
+                "{case}: {}",
+                imported.message
+            );
+            let tenant = imported.tenant.expect("tenant");
+
+            let exported = source.dir.path().join(file);
+            export_tenant(&source.db, &tenant.url, &exported)
+                .await
+                .expect("export");
+            let again = target.import(&exported).await;
+            assert_eq!(
+                again.outcome,
+                Outcome::Imported,
+                "{case}: {}",
+                again.message
+            );
+
+            let guid = tenant.guid.to_string();
+            let before = tenant_rows(&source, &guid).await;
+            let after = tenant_rows(&target, &guid).await;
+            assert_eq!(after, before, "{case}: round trip changed the tenant");
+        }
+    }
+}

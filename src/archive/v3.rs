@@ -25,7 +25,7 @@ const OBJECTS_SUFFIX: &str = ".jsonl";
 /// Where the objects of a format 3 archive are, and the checksums to hold them to.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
-    /// Object files as (entry name, type), sorted by name.
+    /// Object files as (entry name, type), in central-directory order.
     object_files: Vec<(String, String)>,
     /// Size and SHA-256 of every file that the manifest lists.
     listed: BTreeMap<String, EntryDigest>,
@@ -196,7 +196,7 @@ pub(crate) fn read_header(
     let listed = listed_files(manifest.files, contents)?;
     let manifest_identity = manifest_identity(manifest.tenant, GuidForm::Plain)?;
 
-    let mut layout = Layout {
+    let layout = Layout {
         object_files: object_files(contents)?,
         listed,
     };
@@ -229,7 +229,6 @@ pub(crate) fn read_header(
         });
     }
 
-    layout.object_files.sort();
     Ok(Header {
         tenant,
         ranges,

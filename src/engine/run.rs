@@ -16,7 +16,7 @@ use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberC
 use crate::archive::{Archive, ArchiveError, InvalidArchive};
 use crate::lock::{ImportLock, LockError};
 
-/// What the writing steps need besides the transaction and the archive.
+/// The inputs of the writing steps besides the transaction and the archive.
 struct WriteContext<'a> {
     engine: &'a Engine,
     request: &'a ImportRequest,
@@ -289,7 +289,7 @@ fn is_lock_timeout(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some("55P03"))
 }
 
-/// A report about `archive` with no writes.
+/// Builds a report about `archive` for a verdict that wrote nothing.
 fn verdict(archive: &Archive, outcome: Outcome, message: String) -> ImportReport {
     ImportReport {
         outcome,

@@ -1,7 +1,7 @@
 //! Export of one tenant as a format-3 archive.
 //!
-//! The tenant row and its access numbers (merged back into ranges) are read first;
-//! the objects then stream in `(type, guid)` order from the database through a
+//! The tenant row and its access numbers (merged back into ranges) are read first.
+//! The objects then stream in `(type, guid)` order from the database through a
 //! bounded channel to a blocking thread that writes the ZIP, so memory does not grow
 //! with the number of objects. The archive is written to a temporary file beside the
 //! target and renamed into place only when complete.
@@ -31,7 +31,7 @@ pub struct ExportSummary {
     pub numbers: u64,
 }
 
-/// Why an export failed.
+/// The reasons an export fails.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// No tenant has the URL, compared case-insensitively.
@@ -58,6 +58,9 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    /// The archive writer rejected a value or failed to write.
+    #[error("failed to write the archive")]
+    Archive(#[from] crate::archive::writer::WriteError),
     /// The archive writer thread failed.
     #[error("the archive writer task failed: {0}")]
     Task(String),

@@ -115,7 +115,7 @@ pub(super) async fn objects(
         Database::Postgres(pool) => {
             let mut rows = sqlx::query_as::<_, ObjectRow>(
                 "SELECT guid::text, object_type, name, attributes::text FROM config_objects \
-                 WHERE tenant_guid = $1 ORDER BY object_type, guid",
+                 WHERE tenant_guid = $1 ORDER BY object_type COLLATE \"C\", guid",
             )
             .bind(tenant)
             .fetch(pool);

@@ -53,7 +53,7 @@ pub struct TenantFixture {
 }
 
 impl TenantFixture {
-    /// A tenant with a random GUID, the URL `<label>.cc.test`, the name `<label> Care`,
+    /// Creates a tenant with a random GUID, the URL `<label>.cc.test`, the name `<label> Care`,
     /// `objects` objects of two types and no access numbers.
     pub fn new(label: &str, objects: usize) -> Self {
         let objects = (0..objects)
