@@ -80,39 +80,14 @@ async fn run_import(
             import_id,
             lock_timeout: lock_timeout.saturating_sub(started.elapsed()),
         };
-        let engine = state.engine.clone();
-        let result = run_on_blocking_thread(move || async move {
-            let lock = engine.database().standalone_lock();
-            engine.import(&request, &lock).await
-        })
-        .await;
+        let lock = state.db.standalone_lock();
+        let result = state.engine.import(&request, &lock).await;
         drop(archive);
-        result.map_err(ApiError::internal)?.map_err(import_error)
+        result.map_err(import_error)
     };
     tokio::spawn(task.instrument(tracing::Span::current()))
         .await
         .map_err(ApiError::internal)?
-}
-
-/// Drives a future on a blocking-pool thread of the current runtime.
-///
-/// NOTE: the engine's futures (import, reporting database removal) are not provably
-/// `Send` with rustc 1.95 (a higher-ranked lifetime limit on the sqlx executors they
-/// borrow), so they cannot be spawned or awaited in an axum handler directly. Creating
-/// the future on the blocking thread needs only the closure to be `Send`.
-async fn run_on_blocking_thread<T, F, Fut>(make: F) -> Result<T, tokio::task::JoinError>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = T>,
-    T: Send + 'static,
-{
-    let runtime = tokio::runtime::Handle::current();
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        runtime.block_on(make())
-    })
-    .await
 }
 
 /// Converts an import failure to its response.
@@ -361,10 +336,10 @@ fn parse_keep_access_numbers(query: Option<&str>) -> Result<bool, ApiError> {
 /// Drops a deleted tenant's reporting database, after the tenant's rows are gone.
 async fn drop_reporting_database(state: &AppState, tenant_guid: &str) -> Result<(), ApiError> {
     let guid = Uuid::parse_str(tenant_guid).map_err(ApiError::internal)?;
-    let engine = state.engine.clone();
-    run_on_blocking_thread(move || async move { engine.drop_reporting_database(guid).await })
+    state
+        .engine
+        .drop_reporting_database(guid)
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)
 }
 
