@@ -412,3 +412,35 @@ async fn hash_secret_flag_prints_verifiable_hash() {
     assert!(argon2.verify_password(b"s3cret value", &parsed).is_ok());
     assert!(argon2.verify_password(b"other", &parsed).is_err());
 }
+
+#[tokio::test]
+async fn slow_request_headers_are_cut_off() {
+    let options = ShimOptions {
+        args: vec!["--header-read-timeout".to_owned(), "1".to_owned()],
+        ..ShimOptions::default()
+    };
+    let (_db, shim) = start(options).await;
+    let started = std::time::Instant::now();
+    let partial = b"GET /healthz HTTP/1.1\r\nHost: test\r\n".to_vec();
+    let answer = shim::raw_exchange(
+        &shim.base,
+        vec![partial],
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "connection held for {elapsed:?}"
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    let complete = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".to_vec();
+    let answer = shim::raw_exchange(
+        &shim.base,
+        vec![complete],
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

@@ -14,6 +14,7 @@ mod auth;
 mod error;
 mod numbers;
 mod routes;
+mod server;
 mod state;
 mod telemetry;
 mod tenants;
@@ -67,6 +68,16 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub upload_read_timeout: u64,
+
+    /// Seconds a client may take to send its request headers before the connection is
+    /// closed.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub header_read_timeout: u64,
 
     /// Folder of temporary upload and export files; the system's temporary folder
     /// when absent.
@@ -124,9 +135,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(address = %address, "listening");
 
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let header_read_timeout = Duration::from_secs(args.header_read_timeout);
+    server::serve_connections(listener, router, header_read_timeout, shutdown_signal()).await;
     tracing::info!("waiting for running imports to end");
     imports.wait_idle().await;
     tracing::info!("stopped");
