@@ -88,7 +88,7 @@ async fn import_sample_archives(backend: Backend) {
     let Some(examples) = support::shared_examples() else {
         return;
     };
-    let (_db, shim, api) = start(backend).await;
+    let (_db, shim, api) = start_with(backend, &["--log-format", "json"]).await;
     for name in ["acme-v3.zip", "globex-v2.zip", "initech-v1.zip"] {
         let (status, report) = import_json(&api, &examples.join(name)).await;
         assert_eq!(status, 200, "{name}: {report}");
@@ -114,6 +114,27 @@ async fn import_sample_archives(backend: Backend) {
         .map(|collision| collision["kind"].as_str().expect("kind"))
         .collect();
     assert!(kinds.contains(&"tenantUrl"), "{error}");
+    let log = shim.log_text();
+    let conflict_line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| {
+            line["fields"]["message"] == "request finished" && line["fields"]["status"] == 409
+        });
+    let conflict_line = conflict_line.expect("a request log line for the 409");
+    assert_eq!(
+        conflict_line["fields"]["tenant_url"], "acme.cc.example.com",
+        "{conflict_line}"
+    );
+    assert_eq!(
+        conflict_line["span"]["route"], "/configapi/v2/tenant",
+        "{conflict_line}"
+    );
+    assert_eq!(conflict_line["span"]["method"], "PUT", "{conflict_line}");
+    assert!(
+        conflict_line["fields"]["duration_ms"].is_u64(),
+        "{conflict_line}"
+    );
 
     let (status, tenants) = api.get_json("/configapi/v2/tenants").await;
     assert_eq!(status, 200);

@@ -50,7 +50,7 @@ pub async fn import(
         .record_import(result.as_ref().ok().map(|report| report.outcome));
     let report = result?;
     let tenant_url = report.tenant.as_ref().map(|tenant| tenant.url.clone());
-    let mut response = report_response(report)?;
+    let mut response = report_response(report).unwrap_or_else(IntoResponse::into_response);
     if let Some(url) = tenant_url {
         response.extensions_mut().insert(TenantUrl(url));
     }
