@@ -444,3 +444,62 @@ async fn slow_request_headers_are_cut_off() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[tokio::test]
+async fn readiness_fails_without_database() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let shim = Shim::start(&db.url, &db.reporting_prefix, ShimOptions::default()).await;
+    let ready = shim
+        .http
+        .get(shim.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let api = shim.client().await;
+
+    let name = db.url.rsplit('/').next().expect("database name");
+    let mut admin = support::admin_connection().await;
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test database");
+
+    let ready = shim
+        .http
+        .get(shim.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.expect("text");
+    assert!(
+        text.contains("configuration database is unreachable"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(name),
+        "the reason names no database detail: {text}"
+    );
+    let live = shim
+        .http
+        .get(shim.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(
+        live.status(),
+        200,
+        "liveness does not depend on the database"
+    );
+
+    let (status, error) = api.get_json("/configapi/v2/tenants").await;
+    assert_eq!(status, 500);
+    let expected = serde_json::json!({"error": "internal", "message": "internal server error"});
+    assert_eq!(error, expected, "no database detail in the response");
+    let log = shim.log_text();
+    assert!(
+        log.contains("request failed"),
+        "the cause is logged server-side: {log}"
+    );
+}
