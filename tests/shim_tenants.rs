@@ -314,6 +314,15 @@ async fn import_times_out_on_held_lock(backend: Backend) {
         "answered after {elapsed:?}"
     );
 
+    let started = Instant::now();
+    let response = api.import(&archive, 0).await;
+    assert_eq!(response.status(), 503, "lockTimeout=0 tries once");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "answered after {elapsed:?}"
+    );
+
     guard.release().await.expect("release");
     let response = api.import(&archive, 1).await;
     assert_eq!(
