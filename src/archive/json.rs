@@ -36,7 +36,7 @@ pub(crate) struct LineReader<R> {
     buffer: Vec<u8>,
 }
 
-/// Why a line could not be read.
+/// Error of [`LineReader::next_line`].
 #[derive(Debug)]
 pub(crate) enum LineError {
     /// The line is longer than the limit.
@@ -254,7 +254,7 @@ pub(crate) fn parse_field_json<T: DeserializeOwned>(
     serde_json::from_str(text).map_err(|error| format!("invalid JSON: {}", describe(&error)))
 }
 
-/// The problem of a document nested deeper than the limit.
+/// Builds the problem of a document nested deeper than the limit.
 pub(crate) fn too_deep(file: &str, line: u64, max_depth: u32) -> InvalidArchive {
     InvalidArchive {
         location: Location::Line {

@@ -14,14 +14,14 @@ use super::{
 };
 use crate::model::{AccessNumber, ConfigObject, Media, NumberRange, TenantRecord, TenantStatus};
 
-/// Name of the properties file that holds the tenant of a format 1 archive.
+/// Name of the properties file that contains the tenant of a format 1 archive.
 pub(crate) const PROPERTIES: &str = "export.properties";
 const ACCESS_NUMBERS: &str = "access_numbers.csv";
 const OBJECTS: &str = "objects.csv";
 const NUMBER_HEADER: [&str; 3] = ["number", "count", "media"];
 const OBJECT_HEADER: [&str; 4] = ["guid", "type", "name", "attributes"];
 
-/// Maximum size of export.properties, which holds a handful of short values.
+/// Maximum size of export.properties, which contains a handful of short values.
 pub const MAX_PROPERTIES_BYTES: u64 = 1 << 20;
 
 /// The key-value pairs of export.properties.

@@ -22,7 +22,7 @@ const ACCESS_NUMBERS: &str = "access-numbers.json";
 const OBJECTS_PREFIX: &str = "objects/";
 const OBJECTS_SUFFIX: &str = ".jsonl";
 
-/// Where the objects of a format 3 archive are, and the checksums to hold them to.
+/// Object files of a format 3 archive and the checksums they must match.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     /// Object files as (entry name, type), in central-directory order.

@@ -14,7 +14,7 @@ pub const MAX_OBJECT_NAME_CHARS: usize = 1024;
 /// Maximum length of an object type, in characters.
 pub const MAX_OBJECT_TYPE_CHARS: usize = 64;
 
-/// How a format version spells GUIDs.
+/// GUID spelling of a format version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GuidForm {
     /// Upper-case, hyphenated, in braces: `{0B6F1C5E-6A3D-4C1E-9B8E-2F4D6A8C0E12}`.
@@ -28,7 +28,7 @@ pub(crate) enum GuidForm {
 pub(crate) struct FieldProblem {
     /// Field name, such as `guid`.
     pub field: &'static str,
-    /// What is wrong.
+    /// Description of the problem.
     pub problem: String,
 }
 
