@@ -167,6 +167,12 @@ fn structure_cases() -> Vec<Case> {
             "empty segment",
         ),
         case(
+            "entry name too long",
+            v3().set(&"n".repeat(1025), "x"),
+            Location::Archive,
+            "more than the maximum of 1024",
+        ),
+        case(
             "control character",
             v3().set("a\u{7}b.txt", "x"),
             Location::Archive,
@@ -1011,8 +1017,18 @@ fn tolerated_variations_are_accepted() {
 #[test]
 fn batches_respect_size_and_errors() {
     let dir = tempfile::tempdir().expect("temporary folder");
-    let path = ArchiveBuilder::v3().write(dir.path(), "v3.zip");
-    let archive = open(&path, &Limits::default()).expect("valid archive");
+    for (format, builder) in [
+        (1, ArchiveBuilder::v1()),
+        (2, ArchiveBuilder::v2()),
+        (3, ArchiveBuilder::v3()),
+    ] {
+        let path = builder.write(dir.path(), &format!("v{format}.zip"));
+        let archive = open(&path, &Limits::default()).expect("valid archive");
+        check_batches(&archive);
+    }
+}
+
+fn check_batches(archive: &Archive) {
     let mut sizes = Vec::new();
     archive
         .for_each_object_batch(2, |batch| -> Result<(), ArchiveError> {
@@ -1026,6 +1042,30 @@ fn batches_respect_size_and_errors() {
     let stopped: Result<(), StreamError> =
         archive.for_each_object_batch(1, |_| Err(StreamError::Sink));
     assert!(matches!(stopped, Err(StreamError::Sink)));
+}
+
+#[test]
+fn messages_shorten_long_values() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let huge = "x".repeat(1 << 20);
+    let cases = [
+        ArchiveBuilder::v3()
+            .edit_json("access-numbers.json", |json| json[0]["media"] = json!(huge)),
+        ArchiveBuilder::v3().edit_json("tenant.json", |json| json["status"] = json!(huge)),
+        ArchiveBuilder::v3().set("access-numbers.json", json!(huge).to_string()),
+        ArchiveBuilder::v2().edit_json("tenant.json", |json| {
+            json["accessNumbers"][0]["media"] = json!(huge);
+        }),
+    ];
+    for (index, builder) in cases.into_iter().enumerate() {
+        let path = builder
+            .store_all()
+            .write(dir.path(), &format!("long-{index}.zip"));
+        let error = open(&path, &Limits::default()).expect_err("accepted");
+        let message = error.to_string();
+        assert!(!message.contains("zip bomb"), "case {index}: {message}");
+        assert!(message.len() < 400, "case {index}: {} bytes", message.len());
+    }
 }
 
 #[test]

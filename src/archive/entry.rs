@@ -16,6 +16,9 @@ use super::{ArchiveError, InvalidArchive, Limits, Location};
 /// per-entry and total size limits still bound them.
 pub const RATIO_CHECK_MIN_BYTES: u64 = 64 * 1024;
 
+/// Maximum length of an entry name, in bytes; tenant archives use short names.
+pub const MAX_ENTRY_NAME_BYTES: usize = 1024;
+
 /// Signatures that start a ZIP file: local file header, empty archive, spanned archive.
 const ZIP_SIGNATURES: [[u8; 4]; 3] = [*b"PK\x03\x04", *b"PK\x05\x06", *b"PK\x07\x08"];
 
@@ -222,7 +225,8 @@ fn check_structure(zip: &mut Zip, limits: &Limits) -> Result<Contents, InvalidAr
             return Err(invalid_file(
                 &name,
                 format!(
-                    "entry name appears twice (also as {other:?}); names must be unique without regard to case"
+                    "entry name appears twice (also as {:?}); names must be unique without regard to case",
+                    crate::model::truncate_for_message(&other)
                 ),
             ));
         }
@@ -361,6 +365,12 @@ pub(crate) fn check_entry_name(name: &str, is_dir: bool) -> Result<(), InvalidAr
     if name.is_empty() {
         return reject("it is empty");
     }
+    if name.len() > MAX_ENTRY_NAME_BYTES {
+        return reject(&format!(
+            "it has {} bytes, more than the maximum of {MAX_ENTRY_NAME_BYTES}",
+            name.len()
+        ));
+    }
     if let Some(bad) = name.chars().find(|c| c.is_control()) {
         return reject(&format!("it contains the control character {bad:?}"));
     }
@@ -458,6 +468,7 @@ mod tests {
             "a//b",
             "a/",
             "a\u{1}b",
+            &"a".repeat(MAX_ENTRY_NAME_BYTES + 1),
         ] {
             assert!(check_entry_name(bad, false).is_err(), "{bad:?} accepted");
         }

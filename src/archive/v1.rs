@@ -180,7 +180,7 @@ pub(crate) fn read_header(
     })?;
     let status = match properties.get("tenant.status") {
         None => TenantStatus::Active,
-        Some(status) => super::v2::legacy_status(status)
+        Some(status) => values::legacy_status(status)
             .map_err(|problem| field_problem(PROPERTIES, None, "tenant.status", problem))?,
     };
     let tenant = TenantRecord {
@@ -375,7 +375,7 @@ fn range<E>(line: u64, fields: &[&str]) -> Result<NumberRange, RowStop<E>> {
     };
     let media = match fields[2] {
         "" => Media::Voice,
-        text => Media::parse_legacy(text).map_err(|error| at("media", error.0))?,
+        text => values::legacy_media(text).map_err(|problem| at("media", problem))?,
     };
     Ok(NumberRange::from_count(first, count, media, None).map_err(|error| at("count", error.0))?)
 }

@@ -258,6 +258,15 @@ impl ArchiveBuilder {
         self
     }
 
+    /// Stores every entry without compression, for large repetitive test data that
+    /// would otherwise break the compression ratio limit.
+    pub fn store_all(mut self) -> Self {
+        for entry in &mut self.entries {
+            entry.method = Method::Stored;
+        }
+        self
+    }
+
     /// Removes entry `name` (`manifest.json` removes the manifest).
     pub fn remove(mut self, name: &str) -> Self {
         if name == "manifest.json" {
