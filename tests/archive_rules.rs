@@ -732,6 +732,19 @@ fn object_cases() -> Vec<Case> {
             line("objects.csv", 1),
             "expected \"guid,type,name,attributes\"",
         ),
+        limited(
+            case(
+                "v1 row too long",
+                v1().replace(
+                    "objects.csv",
+                    ",french,{}",
+                    &format!(",french,\"{{\"\"a\"\": \"\"{}\"\"}}\"", "line\n".repeat(60)),
+                ),
+                line("objects.csv", 4),
+                "longer than the limit of 200 bytes",
+            ),
+            |limits| limits.max_line_bytes = 200,
+        ),
         case(
             "v1 field count",
             v1().replace("objects.csv", ",french,{}", ",french"),

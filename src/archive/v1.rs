@@ -265,29 +265,32 @@ fn for_each_row<E>(
     let file = entry.name().to_owned();
     let mut buffered = BufReader::new(entry as &mut dyn Read);
     json::skip_bom(&mut buffered).map_err(RowStop::Io)?;
+    let limited = RowLimitedReader::new(buffered, limits.max_line_bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(false)
-        .from_reader(buffered);
+        .from_reader(limited);
     let mut record = csv::ByteRecord::new();
     let mut first = true;
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(error) => return Err(csv_error(&file, error)),
+            Err(error) => {
+                if let Some(line) = reader.get_ref().exceeded_at_line {
+                    return Err(InvalidArchive {
+                        location: Location::Line { file, line },
+                        problem: format!(
+                            "row is longer than the limit of {} bytes (--archive-max-line-bytes)",
+                            limits.max_line_bytes
+                        ),
+                    }
+                    .into());
+                }
+                return Err(csv_error(&file, error));
+            }
         }
         let line = record.position().map_or(0, csv::Position::line);
-        if record.as_slice().len() as u64 > limits.max_line_bytes {
-            return Err(InvalidArchive {
-                location: Location::Line { file, line },
-                problem: format!(
-                    "row is longer than the limit of {} bytes (--archive-max-line-bytes)",
-                    limits.max_line_bytes
-                ),
-            }
-            .into());
-        }
         let mut fields = Vec::with_capacity(header.len());
         for (index, field) in record.iter().enumerate() {
             let name = header.get(index).copied().unwrap_or("?");
@@ -329,6 +332,62 @@ fn for_each_row<E>(
         .into());
     }
     Ok(())
+}
+
+/// Passes CSV bytes through and fails once one row, quoted line breaks included, is
+/// longer than the limit, so the CSV parser never buffers an oversized row.
+struct RowLimitedReader<R> {
+    inner: R,
+    max_bytes: u64,
+    row_bytes: u64,
+    in_quotes: bool,
+    line: u64,
+    row_line: u64,
+    exceeded_at_line: Option<u64>,
+}
+
+impl<R: Read> RowLimitedReader<R> {
+    fn new(inner: R, max_bytes: u64) -> Self {
+        Self {
+            inner,
+            max_bytes,
+            row_bytes: 0,
+            in_quotes: false,
+            line: 1,
+            row_line: 1,
+            exceeded_at_line: None,
+        }
+    }
+}
+
+impl<R: Read> Read for RowLimitedReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let too_long = || io::Error::new(io::ErrorKind::InvalidData, "row too long");
+        if self.exceeded_at_line.is_some() {
+            return Err(too_long());
+        }
+        let count = self.inner.read(buffer)?;
+        for &byte in &buffer[..count] {
+            // A doubled quote inside a quoted field toggles twice, so the state stays right.
+            if byte == b'"' {
+                self.in_quotes = !self.in_quotes;
+            }
+            if byte == b'\n' {
+                self.line += 1;
+                if !self.in_quotes {
+                    self.row_bytes = 0;
+                    self.row_line = self.line;
+                    continue;
+                }
+            }
+            self.row_bytes += 1;
+            if self.row_bytes > self.max_bytes {
+                self.exceeded_at_line = Some(self.row_line);
+                return Err(too_long());
+            }
+        }
+        Ok(count)
+    }
 }
 
 fn csv_error<E>(file: &str, error: csv::Error) -> RowStop<E> {
@@ -422,6 +481,18 @@ mod tests {
             Some("Initech: Zoë's Help Desk")
         );
         assert_eq!(properties.get("key"), Some("café"));
+    }
+
+    #[test]
+    fn row_limit_counts_quoted_line_breaks() {
+        let text = b"a,b\n\"1\n2\n3\n4\",x\nshort\n";
+        let mut reader = RowLimitedReader::new(&text[..], 8);
+        let mut sink = Vec::new();
+        assert!(reader.read_to_end(&mut sink).is_err());
+        assert_eq!(reader.exceeded_at_line, Some(2));
+
+        let mut reader = RowLimitedReader::new(&text[..], 11);
+        assert!(reader.read_to_end(&mut sink).is_ok());
     }
 
     #[test]
