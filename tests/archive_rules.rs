@@ -1082,6 +1082,23 @@ fn messages_shorten_long_values() {
 }
 
 #[test]
+fn replaced_file_fails_while_streaming() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = ArchiveBuilder::v2().write(dir.path(), "v2.zip");
+    let archive = open(&path, &Limits::default()).expect("valid archive");
+    // A valid archive of another tenant takes the place of the validated one.
+    ArchiveBuilder::v2()
+        .replace("tenant.json", "jdoe", "mallory")
+        .write(dir.path(), "v2.zip");
+    let result = archive.for_each_object_batch(100, |_| Ok::<(), ArchiveError>(()));
+    let error = result.expect_err("replaced archive streamed");
+    assert!(
+        error.to_string().contains("changed since it was validated"),
+        "{error}"
+    );
+}
+
+#[test]
 fn changed_file_fails_while_streaming() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let path = ArchiveBuilder::v3().write(dir.path(), "v3.zip");

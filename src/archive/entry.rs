@@ -157,19 +157,19 @@ impl Read for EntryReader<'_> {
     }
 }
 
-/// Opens the ZIP file at `path` and checks its structure against `limits`.
-pub(crate) fn open_zip(path: &Path, limits: &Limits) -> Result<(Zip, Contents), ArchiveError> {
-    let file = File::open(path).map_err(|source| ArchiveError::Io {
+/// Opens the ZIP file at `path`, hashes it and checks its structure against `limits`.
+/// The hash and the ZIP reader use the same open file, so the digest describes the
+/// bytes that are read even when the path is replaced meanwhile.
+pub(crate) fn open_zip(
+    path: &Path,
+    limits: &Limits,
+) -> Result<(Zip, Contents, EntryDigest), ArchiveError> {
+    let io_error = |source| ArchiveError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    let size = file
-        .metadata()
-        .map_err(|source| ArchiveError::Io {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
+    };
+    let mut file = File::open(path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
     if size > limits.max_archive_bytes {
         return Err(invalid_archive(format!(
             "archive file is {size} bytes, more than the limit of {} bytes (--archive-max-bytes)",
@@ -178,6 +178,7 @@ pub(crate) fn open_zip(path: &Path, limits: &Limits) -> Result<(Zip, Contents), 
         .into());
     }
 
+    let digest = hash_file(&mut file).map_err(io_error)?;
     let mut reader = BufReader::new(file);
     if let Some(count) = declared_entry_count(&mut reader, size)
         && count > limits.max_entries
@@ -191,7 +192,21 @@ pub(crate) fn open_zip(path: &Path, limits: &Limits) -> Result<(Zip, Contents), 
     })?;
     let contents = check_structure(&mut zip, limits)?;
     check_nested_archives(&mut zip, &contents)?;
-    Ok((zip, contents))
+    Ok((zip, contents, digest))
+}
+
+/// Computes the size and SHA-256 of a whole file, and rewinds it.
+fn hash_file(file: &mut File) -> io::Result<EntryDigest> {
+    let mut hasher = Sha256::new();
+    let size = io::copy(
+        &mut BufReader::with_capacity(64 * 1024, &mut *file),
+        &mut hasher,
+    )?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(EntryDigest {
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
 
 fn check_structure(zip: &mut Zip, limits: &Limits) -> Result<Contents, InvalidArchive> {
