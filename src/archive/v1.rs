@@ -336,6 +336,8 @@ fn for_each_row<E>(
 
 /// Passes CSV bytes through and fails once one row, quoted line breaks included, is
 /// longer than the limit, so the CSV parser never buffers an oversized row.
+// NOTE: a lone quote inside an unquoted field, which the CSV parser takes literally,
+// makes this reader count the following lines as one row until the next quote.
 struct RowLimitedReader<R> {
     inner: R,
     max_bytes: u64,
