@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
-use tenant_operator::engine::{ImportRequest, Outcome};
+use support::Backend;
+use tenant_operator::db::Database;
+use tenant_operator::engine::{FENCE_KEY, ImportRequest, Outcome};
 use tenant_operator::lock::{ImportLock, LockError, LockGuard};
 
 /// A lock that is always free, as an outer lock that was lost would be: only the
@@ -173,4 +175,42 @@ async fn fence_separates_imports_without_lock() {
             "{backend:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn held_fence_times_out_import() {
+    let harness = Harness::new(Backend::Postgres).await;
+    let Database::Postgres(pool) = &harness.db else {
+        panic!("PostgreSQL harness");
+    };
+    let mut holder = pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(FENCE_KEY)
+        .execute(&mut *holder)
+        .await
+        .expect("test takes the fence");
+    let fixture = TenantFixture::new("fence-wait", 2);
+    let request = ImportRequest {
+        archive: fixture.write_v3(harness.dir.path()),
+        import_id: None,
+        lock_timeout: Duration::from_millis(500),
+    };
+
+    let started = Instant::now();
+    let report = harness
+        .engine
+        .import(&request, &LostLock)
+        .await
+        .expect("import runs");
+    let waited = started.elapsed();
+
+    assert_eq!(report.outcome, Outcome::LockTimeout, "{}", report.message);
+    assert!(waited >= request.lock_timeout, "gave up after {waited:?}");
+    holder.rollback().await.expect("release the fence");
+    let after = harness
+        .engine
+        .import(&request, &LostLock)
+        .await
+        .expect("import runs");
+    assert_eq!(after.outcome, Outcome::Imported, "{}", after.message);
 }

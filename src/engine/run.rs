@@ -51,7 +51,10 @@ pub(super) async fn import(
 ) -> Result<ImportReport, ImportError> {
     let archive = match open_archive(engine, request).await? {
         Ok(archive) => Arc::new(archive),
-        Err(invalid) => return Ok(invalid_report(None, &invalid)),
+        Err(invalid) => {
+            tracing::info!(error = %invalid, "archive is invalid");
+            return Ok(invalid_report(None, &invalid));
+        }
     };
     let tenant = &archive.tenant.identity;
     let span = tracing::info_span!("import", tenant_guid = %tenant.guid, tenant_url = tenant.url);
@@ -119,7 +122,10 @@ async fn import_locked(
         Err(halt) => {
             undo(tx, created).await;
             match halt {
-                Halt::Verdict(report) => Ok(*report),
+                Halt::Verdict(report) => {
+                    tracing::info!(outcome = ?report.outcome, "import ended without writing");
+                    Ok(*report)
+                }
                 Halt::Failure(error) => Err(error),
             }
         }
