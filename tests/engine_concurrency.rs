@@ -9,6 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
+
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
 use support::Backend;
@@ -207,6 +209,49 @@ async fn held_fence_times_out_import() {
     assert_eq!(report.outcome, Outcome::LockTimeout, "{}", report.message);
     assert!(waited >= request.lock_timeout, "gave up after {waited:?}");
     holder.rollback().await.expect("release the fence");
+    let after = harness
+        .engine
+        .import(&request, &LostLock)
+        .await
+        .expect("import runs");
+    assert_eq!(after.outcome, Outcome::Imported, "{}", after.message);
+}
+
+#[tokio::test]
+async fn held_sqlite_write_lock_times_out_import() {
+    let harness = Harness::new(Backend::Sqlite).await;
+    let mut holder = sqlx::SqliteConnection::connect(&harness.test_db.url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .expect("test takes the write lock");
+    let fixture = TenantFixture::new("write-lock-wait", 2);
+    let request = ImportRequest {
+        archive: fixture.write_v3(harness.dir.path()),
+        import_id: None,
+        lock_timeout: Duration::from_millis(500),
+    };
+
+    let started = Instant::now();
+    let report = harness
+        .engine
+        .import(&request, &LostLock)
+        .await
+        .expect("import runs");
+    let waited = started.elapsed();
+
+    assert_eq!(report.outcome, Outcome::LockTimeout, "{}", report.message);
+    assert!(waited >= request.lock_timeout, "gave up after {waited:?}");
+    assert!(
+        waited < Duration::from_secs(10),
+        "waited {waited:?}, beyond the lock timeout"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release the write lock");
     let after = harness
         .engine
         .import(&request, &LostLock)

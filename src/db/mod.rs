@@ -10,6 +10,7 @@ mod postgres;
 mod sqlite;
 
 pub use lock::{StandaloneLock, lock_file_path};
+pub use sqlite::BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT;
 
 use std::path::PathBuf;
 
