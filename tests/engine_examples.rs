@@ -131,3 +131,20 @@ async fn sample_archives_import_in_order() {
         );
     }
 }
+
+#[tokio::test]
+async fn own_sample_archive_imports() {
+    for backend in BACKENDS {
+        let harness = Harness::new(backend).await;
+        let report = harness.import(&support::own_example()).await;
+        assert_eq!(
+            report.outcome,
+            Outcome::Imported,
+            "{backend:?}: {}",
+            report.message
+        );
+        assert!(report.objects > 0, "{backend:?}");
+        let reporting = harness.test_db.reporting_databases().await;
+        assert_eq!(reporting.len(), 1, "{backend:?}");
+    }
+}

@@ -8,11 +8,16 @@ mod engine_harness;
 mod support;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
 use support::Backend;
-use tenant_operator::engine::{Collision, ImportError, NumberCounts, Outcome, RangeBounds};
+use tenant_operator::archive::Limits;
+use tenant_operator::engine::{
+    Collision, Engine, ImportError, ImportRequest, NumberCounts, Outcome, RangeBounds,
+    ReportingConfig,
+};
 
 type Writer = fn(&TenantFixture, &std::path::Path) -> PathBuf;
 
@@ -529,4 +534,72 @@ async fn foreign_data_kept(name: &str, harness: &Harness) -> bool {
             id.ok() == Some(42)
         }
     }
+}
+
+#[tokio::test]
+async fn invalid_reporting_settings_write_nothing() {
+    let long_prefix = "p".repeat(32);
+    let cases: [(Backend, &str, Option<&str>); 4] = [
+        (Backend::Sqlite, "../escape_", None),
+        (Backend::Postgres, "bad prefix", None),
+        (Backend::Postgres, &long_prefix, None),
+        (
+            Backend::Postgres,
+            "ok_",
+            Some("mysql://127.0.0.1/reporting"),
+        ),
+    ];
+    for (backend, prefix, server_url) in cases {
+        let harness = Harness::new(backend).await;
+        let reporting = ReportingConfig {
+            server_url: server_url.map(str::to_owned),
+            name_prefix: prefix.to_owned(),
+        };
+        let engine = Engine::new(harness.db.clone(), Limits::default(), reporting);
+        let fixture = TenantFixture::new("settings", 2).with_range("5561000", "5561001", "voice");
+        let request = ImportRequest {
+            archive: fixture.write_v3(harness.dir.path()),
+            import_id: None,
+            lock_timeout: Duration::from_secs(10),
+        };
+        let before = harness.snapshot().await;
+        let result = engine.import(&request, &harness.db.standalone_lock()).await;
+        let case = format!("{backend:?} prefix {prefix:?} server {server_url:?}");
+
+        let expected = match result {
+            Err(ImportError::InvalidReportingPrefix { .. }) => server_url.is_none(),
+            Err(ImportError::InvalidReportingServer) => server_url.is_some(),
+            _ => false,
+        };
+        assert!(expected, "{case}: {result:?}");
+        assert_eq!(harness.snapshot().await, before, "{case}: tables changed");
+    }
+}
+
+#[tokio::test]
+async fn reporting_server_url_is_used() {
+    let harness = Harness::new(Backend::Postgres).await;
+    let reporting = ReportingConfig {
+        server_url: Some(format!("{}/postgres", support::postgres_server_url())),
+        name_prefix: harness.test_db.reporting_prefix.clone(),
+    };
+    let engine = Engine::new(harness.db.clone(), Limits::default(), reporting);
+    let fixture = TenantFixture::new("server", 2);
+    let request = ImportRequest {
+        archive: fixture.write_v3(harness.dir.path()),
+        import_id: None,
+        lock_timeout: Duration::from_secs(10),
+    };
+    let report = engine
+        .import(&request, &harness.db.standalone_lock())
+        .await
+        .expect("import runs");
+    assert_eq!(report.outcome, Outcome::Imported, "{}", report.message);
+    let name = report.reporting_database.expect("reporting database");
+    assert_eq!(
+        harness.test_db.reporting_databases().await,
+        vec![name.clone()]
+    );
+    let stored = harness.rows("SELECT reporting_database FROM tenants").await;
+    assert_eq!(stored, vec![name]);
 }

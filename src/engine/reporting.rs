@@ -50,10 +50,8 @@ impl ReportingTarget {
         let base = format!("{}{}", config.name_prefix, tenant_guid.simple());
         let (name, place) = match db {
             Database::Postgres(pool) => {
-                let server: PgConnectOptions = match &config.server_url {
-                    Some(url) => url
-                        .parse()
-                        .map_err(|_| ImportError::InvalidReportingServer)?,
+                let server = match &config.server_url {
+                    Some(url) => parse_server_url(url)?,
                     None => pool.connect_options().as_ref().clone(),
                 };
                 check_postgres_name(&config.name_prefix, &base)?;
@@ -244,6 +242,17 @@ impl ReportingTarget {
         }
         Ok(())
     }
+}
+
+/// Parses the reporting server URL. sqlx accepts any scheme here, so the scheme is
+/// checked first, and the URL never appears in the error because it may carry a
+/// password.
+fn parse_server_url(url: &str) -> Result<PgConnectOptions, ImportError> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    if !matches!(scheme, "postgres" | "postgresql") {
+        return Err(ImportError::InvalidReportingServer);
+    }
+    url.parse().map_err(|_| ImportError::InvalidReportingServer)
 }
 
 /// Quotes a PostgreSQL identifier.
