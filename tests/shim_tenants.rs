@@ -215,6 +215,13 @@ async fn import_rejects_bad_uploads(backend: Backend) {
         "{error}"
     );
 
+    let invalid = metric(
+        &shim,
+        r#"tenant_operator_tenant_imports_total{outcome="Invalid"}"#,
+    )
+    .await;
+    assert_eq!(invalid, 1.0, "the invalid archive is counted as Invalid");
+
     let bad_timeout = send(Some("application/zip"), "?lockTimeout=soon", bytes.clone())
         .await
         .expect("request");

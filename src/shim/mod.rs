@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use prometheus_client::registry::Registry;
 
 pub use auth::{AuthArgs, AuthConfigError, hash_secret};
@@ -111,6 +112,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let reporting = args.database.reporting_config();
     let engine = Engine::new(db.clone(), args.limits.to_limits(), reporting);
 
+    let upload_dir = args.upload_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&upload_dir).with_context(|| {
+        format!(
+            "failed to create the upload folder {}",
+            upload_dir.display()
+        )
+    })?;
+
     let mut registry = Registry::with_prefix("tenant_operator");
     let metrics = Metrics::register(&mut registry);
     let imports = ImportQueue::default();
@@ -122,7 +131,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         upload: UploadSettings {
             max_bytes: args.limits.archive_max_bytes,
             read_timeout: Duration::from_secs(args.upload_read_timeout),
-            dir: args.upload_dir.clone().unwrap_or_else(std::env::temp_dir),
+            dir: upload_dir,
         },
         imports: imports.clone(),
     };

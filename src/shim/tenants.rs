@@ -45,9 +45,13 @@ pub async fn import(
     .await?;
 
     let result = run_import(&state, archive, import_id, lock_timeout).await;
-    state
-        .metrics
-        .record_import(result.as_ref().ok().map(|report| report.outcome));
+    let outcome = match &result {
+        Ok(report) => Some(report.outcome),
+        Err(ApiError::InvalidArchive(_)) => Some(Outcome::Invalid),
+        Err(ApiError::Conflict { .. }) => Some(Outcome::Conflict),
+        Err(_) => None,
+    };
+    state.metrics.record_import(outcome);
     let report = result?;
     let tenant_url = report.tenant.as_ref().map(|tenant| tenant.url.clone());
     let mut response = report_response(report).unwrap_or_else(IntoResponse::into_response);
