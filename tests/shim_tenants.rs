@@ -35,6 +35,7 @@ on_both_backends!(
     import_rejects_bad_uploads,
     import_rejects_oversized_body,
     import_cuts_off_stalled_upload,
+    import_cuts_off_trickling_upload,
     import_times_out_on_held_lock,
     waiting_imports_are_served_in_turn,
     concurrent_imports_of_different_tenants,
@@ -631,4 +632,58 @@ async fn idempotency_key_makes_retry_safe(backend: Backend) {
     );
     let blank = send(&other, " ").await.expect("request");
     assert_eq!(blank.status(), 400, "a blank key");
+}
+
+async fn import_cuts_off_trickling_upload(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let args = ["--upload-timeout", "1", "--upload-read-timeout", "30"];
+    let (_db, shim, api) = start_with(backend, &args).await;
+    let token = api.token.clone().expect("token");
+    let address = shim.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "PUT {TENANT} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/zip\r\nContent-Length: 100000\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.expect("send head");
+
+    // One byte every 100 ms keeps each read under the read timeout, so only the
+    // whole-upload timeout can end it. The sender stops at the first error.
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        for _ in 0..100 {
+            ticks.tick().await;
+            if writer.write_all(b"x").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer)).await;
+    let elapsed = started.elapsed();
+    trickle.abort();
+    assert!(
+        read.is_ok(),
+        "the server kept the connection for {elapsed:?}"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("--upload-timeout"), "{answer}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "cut off after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "cut off after {elapsed:?}"
+    );
+    assert!(
+        leftover_uploads(&shim).is_empty(),
+        "upload files left behind"
+    );
 }

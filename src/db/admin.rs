@@ -24,12 +24,10 @@ macro_rules! on_pool {
         match $db {
             Database::Postgres($pool) => {
                 let $begin = "BEGIN";
-                let _ = $begin;
                 $body
             }
             Database::Sqlite($pool) => {
                 let $begin = "BEGIN IMMEDIATE";
-                let _ = $begin;
                 $body
             }
         }

@@ -70,6 +70,15 @@ pub struct ServeArgs {
     )]
     pub upload_read_timeout: u64,
 
+    /// Seconds a whole archive upload may take before it is cut off with 408.
+    #[arg(
+        long,
+        env = "UPLOAD_TIMEOUT",
+        default_value_t = 1800,
+        value_name = "SECONDS"
+    )]
+    pub upload_timeout: u64,
+
     /// Seconds a client may take to send its request headers before the connection is
     /// closed.
     #[arg(
@@ -131,6 +140,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         upload: UploadSettings {
             max_bytes: args.limits.archive_max_bytes,
             read_timeout: Duration::from_secs(args.upload_read_timeout),
+            total_timeout: Duration::from_secs(args.upload_timeout),
             dir: upload_dir,
         },
         imports: imports.clone(),

@@ -18,6 +18,8 @@ pub struct UploadSettings {
     pub max_bytes: u64,
     /// How long an upload may send no data before it is cut off with 408.
     pub read_timeout: Duration,
+    /// How long a whole upload may take before it is cut off with 408.
+    pub total_timeout: Duration,
     /// Folder of the temporary upload files.
     pub dir: PathBuf,
 }

@@ -34,15 +34,7 @@ pub async fn import(
     let lock_timeout = parse_lock_timeout(query.as_deref())?;
     let import_id = idempotency_key(&headers)?;
     check_archive_content_type(&headers)?;
-    let upload = &state.upload;
-    let archive = spool_body(
-        &headers,
-        body,
-        upload.max_bytes,
-        upload.read_timeout,
-        &upload.dir,
-    )
-    .await?;
+    let archive = spool_body(&headers, body, &state.upload).await?;
 
     let result = run_import(&state, archive, import_id, lock_timeout).await;
     let outcome = match &result {

@@ -2,11 +2,12 @@
 //!
 //! The body is streamed chunk by chunk to disk, never held whole in memory. The
 //! upload stops with 413 as soon as it passes the size limit (at once when
-//! `Content-Length` already declares more), and with 408 when no data arrives for the read
-//! timeout. The temporary file is removed when the returned handle is dropped, whatever
-//! the outcome of the import.
+//! `Content-Length` already declares more). It stops with 408 when no data arrives for
+//! the read timeout, or when the whole upload takes longer than the upload timeout.
+//! The temporary file is removed when the returned handle is dropped, whatever the
+//! outcome of the import.
 
-use std::time::Duration;
+use tokio::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -15,6 +16,7 @@ use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
+use super::state::UploadSettings;
 
 /// The content types accepted for an archive upload.
 const ARCHIVE_CONTENT_TYPES: [&str; 2] = ["application/zip", "application/octet-stream"];
@@ -53,17 +55,18 @@ pub fn check_archive_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 ///
 /// # Errors
 ///
-/// Returns [`ApiError::PayloadTooLarge`] when the body passes `max_bytes`,
-/// [`ApiError::RequestTimeout`] when no data arrives for `read_timeout`,
+/// Returns [`ApiError::PayloadTooLarge`] when the body passes `limits.max_bytes`,
+/// [`ApiError::RequestTimeout`] when no data arrives for `limits.read_timeout` or the
+/// whole body takes longer than `limits.total_timeout`,
 /// [`ApiError::BadRequest`] when the client breaks off the upload, and
 /// [`ApiError::Internal`] when the disk fails.
 pub async fn spool_body(
     headers: &HeaderMap,
     body: Body,
-    max_bytes: u64,
-    read_timeout: Duration,
-    dir: &std::path::Path,
+    limits: &UploadSettings,
 ) -> Result<NamedTempFile, ApiError> {
+    let max_bytes = limits.max_bytes;
+    let deadline = Instant::now() + limits.total_timeout;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -75,7 +78,7 @@ pub async fn spool_body(
     let temp = tempfile::Builder::new()
         .prefix("upload-")
         .suffix(".zip")
-        .tempfile_in(dir)
+        .tempfile_in(&limits.dir)
         .map_err(ApiError::internal)?;
     let std_file = temp.reopen().map_err(ApiError::internal)?;
     let mut file = tokio::io::BufWriter::new(tokio::fs::File::from_std(std_file));
@@ -83,12 +86,19 @@ pub async fn spool_body(
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     loop {
-        let next = tokio::time::timeout(read_timeout, stream.next()).await;
+        let read_deadline = deadline.min(Instant::now() + limits.read_timeout);
+        let next = tokio::time::timeout_at(read_deadline, stream.next()).await;
         let chunk = match next {
+            Err(_) if read_deadline == deadline => {
+                return Err(ApiError::RequestTimeout(format!(
+                    "the upload took longer than {} seconds and was cut off after {received} bytes; send the archive faster or raise --upload-timeout",
+                    limits.total_timeout.as_secs()
+                )));
+            }
             Err(_) => {
                 return Err(ApiError::RequestTimeout(format!(
                     "no upload data arrived for {} seconds after {received} bytes; send the archive in one request without pauses",
-                    read_timeout.as_secs()
+                    limits.read_timeout.as_secs()
                 )));
             }
             Ok(None) => break,
