@@ -51,7 +51,7 @@ pub fn check_archive_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     )))
 }
 
-/// Writes the request body to a new temporary file in `dir` and returns the file.
+/// Writes the request body to a new temporary file in `limits.dir` and returns the file.
 ///
 /// # Errors
 ///
