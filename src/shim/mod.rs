@@ -147,7 +147,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let router = routes::build_router(state, Arc::new(registry));
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}; is the port in use?", args.listen))?;
     let address = listener.local_addr()?;
     if let Some(path) = &args.port_file {
         write_port_file(path, address)?;
