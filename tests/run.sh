@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on this machine: starts PostgreSQL when it is down,
-# installs the test tools the suite starts (an S3-protocol server and the packaging
-# validators), then runs every test.
+# installs the Python test tools (an S3-protocol server and the packaging validators),
+# runs every Rust test, then the packaging checks. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +14,9 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     done
 fi
 
-if [ -f tests/requirements.txt ]; then
-    python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
-fi
+python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 cargo test --locked "$@"
+
+# The packaging checks run the binary that `cargo test` has just built.
+TENANT_OPERATOR_BIN="$PWD/target/debug/tenant-operator" bash tests/packaging/check.sh
