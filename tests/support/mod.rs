@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use sqlx::Connection;
 use uuid::Uuid;
 
-/// The PostgreSQL server the tests use, without a database name.
+/// Returns the URL of the PostgreSQL server the tests use, without a database name.
 pub fn postgres_server_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
