@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
+use super::fault;
 use super::{ImportError, ReportingConfig};
 use crate::db::Database;
 
@@ -195,6 +196,7 @@ impl ReportingTarget {
             }
             Place::Sqlite { .. } => {}
         }
+        fault::point("reporting:empty").await;
         if let Err(error) = self.write_schema(database_id).await {
             self.remove().await?;
             return Err(error);
