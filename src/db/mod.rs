@@ -66,6 +66,15 @@ pub enum DbError {
     /// A migration failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The file that serialises SQLite migrations could not be locked.
+    #[error("failed to lock {path} for the schema migration; check the folder's permissions")]
+    MigrationLock {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The `cluster_info` row contains a value this build cannot use.
     #[error("cluster_info is invalid: {0}; run `tenant-operator migrate` on a fresh database")]
     ClusterInfo(String),
@@ -99,7 +108,7 @@ impl Database {
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
             Self::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
-            Self::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Self::Sqlite(pool) => sqlite::migrate(pool).await?,
         }
         let info = self.cluster_info().await?;
         tracing::debug!(

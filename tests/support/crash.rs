@@ -133,6 +133,16 @@ impl ImportCommand {
         )
     }
 
+    /// Starts the import without a pause and without waiting for it.
+    pub fn start(&self) -> Child {
+        self.command(None)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tenant-operator import")
+    }
+
     /// Starts the import with a pause at `point`, without waiting for it.
     pub fn start_paused(&self, point: &str) -> Paused {
         let mut child = self
@@ -305,6 +315,16 @@ async fn dump(database_url: &str, volatile: &[(&str, &[&str])]) -> BTreeMap<Stri
     }
     let _ = conn.close().await;
     dumped
+}
+
+/// Waits for a process from [`ImportCommand::start`] to end.
+pub fn wait(child: Child) -> Finished {
+    let output = child.wait_with_output().expect("wait for the import");
+    finished(
+        output.status.code(),
+        &output.stdout,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn finished(code: Option<i32>, stdout: &[u8], stderr: String) -> Finished {
