@@ -24,6 +24,7 @@
 //! | `numbers:N` | access-number range N (from 1) taken or skipped |
 //! | `numbers:done` | every range taken or skipped |
 //! | `reporting:empty` | reporting database created, schema not yet written |
+//! | `reporting:schema` | reporting schema written, its transaction not committed |
 //! | `reporting:created` | reporting database created with its schema |
 //! | `reporting:recorded` | reporting database name stored in the tenant row |
 //! | `journal:before` | journal row not yet written |

@@ -268,6 +268,7 @@ impl ReportingTarget {
                 // Executor::execute returns a boxed future. The async `RawSql::execute` would
                 // make the import future fail the Send check (an HRTB limitation of rustc).
                 (&mut *tx).execute(sqlx::raw_sql(POSTGRES_SCHEMA)).await?;
+                fault::point("reporting:schema").await;
                 sqlx::query(
                     "INSERT INTO reporting_meta (tenant_guid, config_database_id) VALUES ($1, $2)",
                 )
@@ -285,6 +286,7 @@ impl ReportingTarget {
                 let mut conn = SqliteConnection::connect_with(&options).await?;
                 let mut tx = conn.begin().await?;
                 (&mut *tx).execute(sqlx::raw_sql(SQLITE_SCHEMA)).await?;
+                fault::point("reporting:schema").await;
                 sqlx::query(
                     "INSERT INTO reporting_meta (singleton, tenant_guid, config_database_id) \
                      VALUES (1, ?1, ?2)",

@@ -1,6 +1,6 @@
 //! Runs the `tenant-operator import` process for crash and race tests: with a
 //! fault-injection pause, killed with SIGKILL or resumed through standard input, and
-//! dumps every table of a PostgreSQL database as sorted JSON rows.
+//! dumps every table of a PostgreSQL or SQLite database as sorted JSON rows.
 //!
 //! Include it with `#[path = "support/crash.rs"] mod crash;` next to `mod support;`.
 
@@ -233,6 +233,93 @@ impl Drop for Paused {
     }
 }
 
+/// A PostgreSQL database copied from a template database, with a reporting prefix of
+/// its own. It and every reporting database under its prefix are dropped on drop.
+///
+/// Copying a seeded template spares each case the seeding, and its reporting
+/// database: every DROP DATABASE makes PostgreSQL write a checkpoint, which is the
+/// slowest part of a case.
+pub struct TemplateCopy {
+    /// URL of the copy.
+    pub url: String,
+    /// A prefix unique to this copy for reporting database names.
+    pub reporting_prefix: String,
+    name: String,
+}
+
+impl TemplateCopy {
+    /// Copies the database at `template_url`, which must have no open sessions.
+    pub async fn new(template_url: &str) -> Self {
+        let template = template_url
+            .rsplit('/')
+            .next()
+            .expect("template database name");
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("tenant_operator_test_{}", &token[..16]);
+        let mut admin = crate::support::admin_connection().await;
+        let statement = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote(&name),
+            quote(template)
+        );
+        sqlx::query(&statement)
+            .execute(&mut admin)
+            .await
+            .expect("copy the template database");
+        let _ = admin.close().await;
+        Self {
+            url: format!("{}/{name}", crate::support::postgres_server_url()),
+            reporting_prefix: format!("r{}_", &token[16..26]),
+            name,
+        }
+    }
+
+    /// Lists the reporting databases under this copy's prefix.
+    pub async fn reporting_databases(&self) -> Vec<String> {
+        let mut admin = crate::support::admin_connection().await;
+        let names = sqlx::query_scalar(
+            "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+        )
+        .bind(&self.reporting_prefix)
+        .fetch_all(&mut admin)
+        .await
+        .expect("list reporting databases");
+        let _ = admin.close().await;
+        names
+    }
+}
+
+impl Drop for TemplateCopy {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let prefix = self.reporting_prefix.clone();
+        // Drop runs outside any runtime guarantee, so clean up on a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                let mut admin = crate::support::admin_connection().await;
+                let mut names: Vec<String> = sqlx::query_scalar(
+                    "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)",
+                )
+                .bind(&prefix)
+                .fetch_all(&mut admin)
+                .await
+                .unwrap_or_default();
+                names.push(name);
+                for name in names {
+                    let statement =
+                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&name));
+                    let _ = sqlx::query(&statement).execute(&mut admin).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 /// Every table of the `public` schema as sorted JSON rows, exactly as stored.
 pub async fn exact_dump(database_url: &str) -> BTreeMap<String, Vec<String>> {
     dump(database_url, &[]).await
@@ -284,6 +371,29 @@ pub fn dump_difference(
 }
 
 async fn dump(database_url: &str, volatile: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    if database_url.starts_with("sqlite:") {
+        sqlite_dump(database_url, volatile).await
+    } else {
+        postgres_dump(database_url, volatile).await
+    }
+}
+
+fn skipped_columns(volatile: &[(&str, &[&str])], table: &str) -> Vec<String> {
+    volatile
+        .iter()
+        .filter(|(name, _)| *name == table)
+        .flat_map(|(_, columns)| columns.iter().map(|column| (*column).to_owned()))
+        .collect()
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn postgres_dump(
+    database_url: &str,
+    volatile: &[(&str, &[&str])],
+) -> BTreeMap<String, Vec<String>> {
     let mut conn = sqlx::PgConnection::connect(database_url)
         .await
         .expect("connect for a dump");
@@ -296,17 +406,66 @@ async fn dump(database_url: &str, volatile: &[(&str, &[&str])]) -> BTreeMap<Stri
     .expect("list tables");
     let mut dumped = BTreeMap::new();
     for table in tables {
-        let skipped: Vec<String> = volatile
-            .iter()
-            .filter(|(name, _)| *name == table)
-            .flat_map(|(_, columns)| columns.iter().map(|column| (*column).to_owned()))
-            .collect();
+        let skipped = skipped_columns(volatile, &table);
         let sql = format!(
-            "SELECT (to_jsonb(t) - $1::text[])::text FROM \"{}\" t",
-            table.replace('"', "\"\"")
+            "SELECT (to_jsonb(t) - $1::text[])::text FROM {} t",
+            quote(&table)
         );
         let mut rows: Vec<String> = sqlx::query_scalar(&sql)
             .bind(&skipped)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|error| panic!("dump {table}: {error}"));
+        rows.sort();
+        dumped.insert(table, rows);
+    }
+    let _ = conn.close().await;
+    dumped
+}
+
+/// Dumps every table of an SQLite database, each row as a `json_object` of the
+/// columns that `pragma_table_info` lists.
+async fn sqlite_dump(
+    database_url: &str,
+    volatile: &[(&str, &[&str])],
+) -> BTreeMap<String, Vec<String>> {
+    let mut conn = sqlx::SqliteConnection::connect(database_url)
+        .await
+        .expect("connect for a dump");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    let mut dumped = BTreeMap::new();
+    for table in tables {
+        let skipped = skipped_columns(volatile, &table);
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+                .bind(&table)
+                .fetch_all(&mut conn)
+                .await
+                .expect("list columns");
+        let pairs: Vec<String> = columns
+            .iter()
+            .filter(|column| !skipped.contains(column))
+            .map(|column| {
+                let quoted = quote(column);
+                // JSON cannot hold a BLOB, so BLOBs (migration checksums) are hex.
+                format!(
+                    "'{}', CASE typeof({quoted}) WHEN 'blob' THEN hex({quoted}) ELSE {quoted} END",
+                    column.replace('\'', "''")
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT json_object({}) FROM {}",
+            pairs.join(", "),
+            quote(&table)
+        );
+        let mut rows: Vec<String> = sqlx::query_scalar(&sql)
             .fetch_all(&mut conn)
             .await
             .unwrap_or_else(|error| panic!("dump {table}: {error}"));
