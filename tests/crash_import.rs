@@ -1,7 +1,7 @@
 //! Kills the `import` process with SIGKILL at every fault-injection point, on
-//! PostgreSQL and SQLite, and checks what the crash left behind: nothing before the commit,
-//! everything after it, and a retry with the same import id that ends equal to an
-//! import that was never interrupted.
+//! PostgreSQL and SQLite, and checks what the crash left behind. A kill before the
+//! commit must leave nothing and a kill after it everything. A retry with the same
+//! import id must end equal to an import that was never interrupted.
 //!
 //! Each case seeds a fresh database with a neighbour tenant, a trunk and free access
 //! numbers, so the import assigns, creates and skips numbers, and a stray write to
@@ -111,19 +111,19 @@ impl Scenario {
         scenario
     }
 
-    /// The number of object batches the archive gives.
+    /// Returns the number of object batches the archive gives.
     fn batches(&self) -> usize {
         self.target_fixture.objects.len().div_ceil(BATCH_SIZE)
     }
 
-    /// The `objects:N` points, one per batch.
+    /// Lists the `objects:N` points, one per batch.
     fn batch_points(&self) -> Vec<String> {
         (1..=self.batches())
             .map(|batch| format!("objects:{batch}"))
             .collect()
     }
 
-    /// The `numbers:N` points, one per range.
+    /// Lists the `numbers:N` points, one per range.
     fn range_points(&self) -> Vec<String> {
         (1..=self.target_fixture.ranges.len())
             .map(|range| format!("numbers:{range}"))

@@ -36,8 +36,8 @@ const ORDERS: [[usize; 3]; 6] = [
 ];
 
 /// The result of a set of imports, in terms that do not depend on the backend, the
-/// timing or the reporting prefix: every access number with its owner's URL and
-/// media, every tenant with its object count, and every journaled report's verdict.
+/// timing or the reporting prefix. It lists every access number with its owner's URL
+/// and media, every tenant with its object count, and every journaled verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Projection {
     numbers: Vec<String>,

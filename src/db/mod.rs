@@ -103,8 +103,9 @@ impl Database {
     ///
     /// # Errors
     ///
-    /// Returns [`DbError::Migrate`] when a migration fails, and
-    /// [`DbError::ClusterInfo`] when the row is invalid.
+    /// Returns [`DbError::Migrate`] when a migration fails,
+    /// [`DbError::MigrationLock`] when the lock file that serialises SQLite migrations
+    /// cannot be locked, and [`DbError::ClusterInfo`] when the row is invalid.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
             Self::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,

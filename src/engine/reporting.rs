@@ -151,7 +151,7 @@ impl ReportingTarget {
         }
         // CREATE DATABASE cannot run in the transaction that writes the schema and the
         // `reporting_meta` row, so a crash between the two leaves a database with no
-        // tables. Such a database holds no data, so replacing it loses nothing.
+        // tables. Such a database contains no data, so replacing it loses nothing.
         if self.is_empty().await {
             tracing::info!(
                 reporting_database = self.name,

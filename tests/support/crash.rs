@@ -67,7 +67,8 @@ pub struct ImportCommand {
 }
 
 impl ImportCommand {
-    /// An import of `archive` into `database_url` with a 60-second lock timeout.
+    /// Creates an import of `archive` into `database_url` with a 60-second lock
+    /// timeout.
     pub fn new(database_url: &str, reporting_prefix: &str, archive: &Path) -> Self {
         Self {
             database_url: database_url.to_owned(),
@@ -353,18 +354,18 @@ pub fn dump_difference(
     for name in names {
         let old = before.get(name).unwrap_or(&empty);
         let new = after.get(name).unwrap_or(&empty);
-        let gone: Vec<&String> = old.iter().filter(|row| !new.contains(row)).collect();
-        let added: Vec<&String> = new.iter().filter(|row| !old.contains(row)).collect();
-        if gone.is_empty() && added.is_empty() && old.len() == new.len() {
+        let only_before: Vec<&String> = old.iter().filter(|row| !new.contains(row)).collect();
+        let only_after: Vec<&String> = new.iter().filter(|row| !old.contains(row)).collect();
+        if only_before.is_empty() && only_after.is_empty() && old.len() == new.len() {
             continue;
         }
         lines.push(format!(
             "{name}: {} rows before, {} after; {} only before, {} only after, first only after: {:?}",
             old.len(),
             new.len(),
-            gone.len(),
-            added.len(),
-            added.first()
+            only_before.len(),
+            only_after.len(),
+            only_after.first()
         ));
     }
     lines.join("\n")
