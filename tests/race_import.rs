@@ -83,6 +83,37 @@ async fn ten_processes_on_fresh_database() {
     }
 }
 
+/// Retries that run at once with one import id, as a retry loop that started twice
+/// would: one imports, the others return its recorded report.
+#[tokio::test]
+async fn same_import_id_imports_once() {
+    for backend in BACKENDS {
+        let test_db = migrated(backend).await;
+        let dir = tempfile::tempdir().expect("archive folder");
+        let fixture = TenantFixture::new("same-id", 100).with_range("5558000", "5558009", "text");
+        let archive = fixture.write_v3(dir.path());
+        let command = ImportCommand::new(&test_db.url, &test_db.reporting_prefix, &archive)
+            .import_id("same-id-retry");
+
+        let children: Vec<_> = (0..5).map(|_| command.start()).collect();
+        let finished: Vec<_> = children.into_iter().map(wait).collect();
+
+        for run in &finished {
+            assert_eq!(run.code, 0, "{backend:?}: {}\n{}", run.report, run.stderr);
+            assert_eq!(run.report["outcome"], "Imported", "{backend:?}");
+        }
+        let fresh = finished
+            .iter()
+            .filter(|run| run.report["replayed"] == false)
+            .count();
+        assert_eq!(fresh, 1, "{backend:?}: imports that were not replays");
+        let projection = project(&test_db.url).await;
+        assert_eq!(projection.reports.len(), 1, "{backend:?}: journal rows");
+        assert_eq!(projection.numbers.len(), 10, "{backend:?}");
+        assert_eq!(test_db.reporting_databases().await.len(), 1, "{backend:?}");
+    }
+}
+
 #[tokio::test]
 async fn overlapping_tenants_match_a_serial_order() {
     let dir = tempfile::tempdir().expect("archive folder");
