@@ -1,6 +1,6 @@
 //! Imports racing each other as separate `import` processes: the same archive ten
-//! times, tenants whose access-number ranges overlap, and an import whose outer lock
-//! is lost while it writes. The import journal's `[started_at, finished_at]`
+//! times, one import id five times, tenants whose access-number ranges overlap, and
+//! an import whose outer lock is lost while it writes. The import journal's `[started_at, finished_at]`
 //! intervals of committed imports must never overlap.
 
 #[path = "support/crash.rs"]
