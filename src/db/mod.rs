@@ -68,6 +68,15 @@ pub enum DbError {
     /// A migration failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The file that serialises SQLite migrations could not be locked.
+    #[error("failed to lock {path} for the schema migration; check the folder's permissions")]
+    MigrationLock {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The `cluster_info` row contains a value this build cannot use.
     #[error("cluster_info is invalid: {0}; run `tenant-operator migrate` on a fresh database")]
     ClusterInfo(String),
@@ -96,12 +105,13 @@ impl Database {
     ///
     /// # Errors
     ///
-    /// Returns [`DbError::Migrate`] when a migration fails, and
-    /// [`DbError::ClusterInfo`] when the row is invalid.
+    /// Returns [`DbError::Migrate`] when a migration fails,
+    /// [`DbError::MigrationLock`] when the lock file that serialises SQLite migrations
+    /// cannot be locked, and [`DbError::ClusterInfo`] when the row is invalid.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
             Self::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
-            Self::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Self::Sqlite(pool) => sqlite::migrate(pool).await?,
         }
         let info = self.cluster_info().await?;
         tracing::debug!(

@@ -1,7 +1,8 @@
 //! SQLite connection set-up: the file and its folder are created when missing, with
 //! WAL journaling, foreign keys and a busy timeout.
 
-use std::path::Path;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,6 +28,37 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// Runs the migrations while holding an exclusive lock on the file
+/// `<database file>.migrate-lock`. sqlx takes no lock for SQLite migrations, so
+/// without it two processes that start on a fresh file both create the schema, and
+/// all but one fail with "table already exists".
+pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {
+    let mut name = pool.connect_options().get_filename().as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = PathBuf::from(name);
+    let lock_error = |source| DbError::MigrationLock {
+        path: path.clone(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(lock_error)?;
+    // The lock is held only while the schema is checked or created, and the
+    // operating system frees it when a process dies, so the wait is short.
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|error| lock_error(std::io::Error::other(error)))?
+        .map_err(lock_error)?;
+    let result = sqlx::migrate!("migrations/sqlite").run(pool).await;
+    if let Err(error) = file.unlock() {
+        tracing::warn!(error = %error, path = %path.display(), "failed to unlock the migration lock file");
+    }
+    Ok(result?)
 }
 
 /// Reads `cluster_info`: the schema version and the database id.

@@ -6,6 +6,7 @@
 //! reporting database, records the import in the journal, and commits. Any failure
 //! rolls back and removes the reporting database it created.
 
+pub mod fault;
 mod journal;
 mod numbers;
 mod objects;

@@ -8,6 +8,7 @@
 
 use uuid::Uuid;
 
+use super::fault;
 use super::transaction::{Conn, guid_text};
 use super::{NumberCounts, RangeBounds};
 use crate::model::NumberRange;
@@ -28,17 +29,18 @@ pub(super) async fn import(
     ranges: &[NumberRange],
 ) -> Result<NumbersResult, sqlx::Error> {
     let mut result = NumbersResult::default();
-    for range in ranges {
+    for (index, range) in (1..).zip(ranges) {
         if is_owned(conn.reborrow(), range).await? {
             result.counts.skipped += range.len().unsigned_abs();
             result.skipped_ranges.push(RangeBounds {
                 first: range.first.to_string(),
                 last: range.last.to_string(),
             });
-            continue;
+        } else {
+            result.counts.assigned += assign_free(conn.reborrow(), tenant, range).await?;
+            result.counts.created += create_missing(conn.reborrow(), tenant, range).await?;
         }
-        result.counts.assigned += assign_free(conn.reborrow(), tenant, range).await?;
-        result.counts.created += create_missing(conn.reborrow(), tenant, range).await?;
+        fault::indexed_point("numbers", index).await;
     }
     Ok(result)
 }

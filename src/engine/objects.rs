@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::ImportError;
+use super::fault;
 use super::transaction::{Conn, guid_text};
 use crate::archive::{Archive, ArchiveError, InvalidArchive, LocatedObject};
 
@@ -70,13 +71,14 @@ pub(super) async fn stage(mut conn: Conn<'_>, archive: Arc<Archive>) -> Result<u
     create_staging(conn.reborrow()).await?;
     let (sender, mut receiver) = mpsc::channel::<Vec<LocatedObject>>(CHANNEL_DEPTH);
     let reader = tokio::task::spawn_blocking(move || {
-        archive.for_each_object_batch(BATCH_SIZE, |batch| {
+        archive.for_each_object_batch(fault::batch_size(BATCH_SIZE), |batch| {
             sender
                 .blocking_send(batch)
                 .map_err(|_| ReadError::WriterGone)
         })
     });
     let mut staged: u64 = 0;
+    let mut batches: u64 = 0;
     let mut write_error = None;
     while let Some(batch) = receiver.recv().await {
         let count = batch.len() as u64;
@@ -85,6 +87,8 @@ pub(super) async fn stage(mut conn: Conn<'_>, archive: Arc<Archive>) -> Result<u
             break;
         }
         staged += count;
+        batches += 1;
+        fault::indexed_point("objects", batches).await;
     }
     drop(receiver);
     let read_result = reader.await;

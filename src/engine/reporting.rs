@@ -4,8 +4,9 @@
 //! Its name is the configured prefix followed by the tenant GUID as 32 hex digits. Its
 //! `reporting_meta` row records the tenant GUID and the configuration database's id.
 //! The engine drops only a database whose row names this configuration database and
-//! this tenant. So a leftover of an interrupted import is replaced, and anything else
-//! of that name makes the import fail.
+//! this tenant, or one with no tables at all, which a crash between creating the
+//! database and writing its schema leaves. So a leftover of an interrupted import is
+//! replaced, and anything else of that name makes the import fail.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
+use super::fault;
 use super::{ImportError, ReportingConfig};
 use crate::db::Database;
 
@@ -147,9 +149,63 @@ impl ReportingTarget {
         if self.read_owner().await == Some(expected) {
             return Ok(());
         }
+        // CREATE DATABASE cannot run in the transaction that writes the schema and the
+        // `reporting_meta` row, so a crash between the two leaves a database with no
+        // tables. Such a database contains no data, so replacing it loses nothing.
+        if self.is_empty().await {
+            tracing::info!(
+                reporting_database = self.name,
+                tenant_guid = %self.tenant_guid,
+                "reporting database has no tables, treating it as left by an interrupted creation"
+            );
+            return Ok(());
+        }
         Err(ImportError::ForeignReportingDatabase {
             name: self.name.clone(),
         })
+    }
+
+    /// Returns whether the database has no tables, views, sequences or functions
+    /// outside the system schemas. A database that cannot be read counts as not
+    /// empty.
+    async fn is_empty(&self) -> bool {
+        match &self.place {
+            Place::Postgres { server } => {
+                let options = server.as_ref().clone().database(&self.name);
+                let Ok(mut conn) = PgConnection::connect_with(&options).await else {
+                    return false;
+                };
+                let empty = sqlx::query_scalar(
+                    "SELECT NOT EXISTS (SELECT 1 FROM pg_class c \
+                       JOIN pg_namespace n ON n.oid = c.relnamespace \
+                       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                         AND n.nspname NOT LIKE 'pg\\_toast%' \
+                         AND n.nspname NOT LIKE 'pg\\_temp\\_%') \
+                     AND NOT EXISTS (SELECT 1 FROM pg_proc p \
+                       JOIN pg_namespace n ON n.oid = p.pronamespace \
+                       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or(false);
+                let _ = conn.close().await;
+                empty
+            }
+            Place::Sqlite { path } => {
+                // Opened for writing, so SQLite can roll back the hot journal that a
+                // crash inside the schema transaction leaves.
+                let options = SqliteConnectOptions::new().filename(path);
+                let Ok(mut conn) = SqliteConnection::connect_with(&options).await else {
+                    return false;
+                };
+                let empty = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or(false);
+                let _ = conn.close().await;
+                empty
+            }
+        }
     }
 
     /// Returns the tenant GUID and configuration database id of the `reporting_meta`
@@ -195,6 +251,7 @@ impl ReportingTarget {
             }
             Place::Sqlite { .. } => {}
         }
+        fault::point("reporting:empty").await;
         if let Err(error) = self.write_schema(database_id).await {
             self.remove().await?;
             return Err(error);
@@ -211,6 +268,7 @@ impl ReportingTarget {
                 // Executor::execute returns a boxed future. The async `RawSql::execute` would
                 // make the import future fail the Send check (an HRTB limitation of rustc).
                 (&mut *tx).execute(sqlx::raw_sql(POSTGRES_SCHEMA)).await?;
+                fault::point("reporting:schema").await;
                 sqlx::query(
                     "INSERT INTO reporting_meta (tenant_guid, config_database_id) VALUES ($1, $2)",
                 )
@@ -228,6 +286,7 @@ impl ReportingTarget {
                 let mut conn = SqliteConnection::connect_with(&options).await?;
                 let mut tx = conn.begin().await?;
                 (&mut *tx).execute(sqlx::raw_sql(SQLITE_SCHEMA)).await?;
+                fault::point("reporting:schema").await;
                 sqlx::query(
                     "INSERT INTO reporting_meta (singleton, tenant_guid, config_database_id) \
                      VALUES (1, ?1, ?2)",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
+use super::fault;
 use super::journal::{self, Entry};
 use super::numbers::{self, NumbersResult};
 use super::objects::{self, StageError};
@@ -82,10 +83,15 @@ async fn import_archive(
         }
         Err(error) => return Err(ImportError::Lock(error)),
     };
+    fault::point("lock:acquired").await;
     let result = import_locked(engine, request, archive).await;
+    if matches!(&result, Ok(report) if report.outcome == Outcome::Imported && !report.replayed) {
+        fault::point("commit:after").await;
+    }
     if let Err(error) = guard.release().await {
         tracing::warn!(error = %error, "failed to release the import lock");
     }
+    fault::point("lock:released").await;
     result
 }
 
@@ -111,6 +117,7 @@ async fn import_locked(
         Err(error) => return Err(error.into()),
     };
     let started_at = Utc::now();
+    fault::point("fence:taken").await;
     let mut created = None;
     let context = WriteContext {
         engine,
@@ -150,14 +157,19 @@ async fn write(
     {
         return Err(Halt::Verdict(Box::new(report)));
     }
+    fault::point("journal:replay-checked").await;
     check_tenant(tx.conn(), archive).await?;
+    fault::point("tenant:checked").await;
     let objects = write_objects(tx, archive).await?;
     let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
+    fault::point("numbers:done").await;
 
     target.prepare(context.database_id).await?;
     let name = target.name.clone();
     *created = Some(target);
+    fault::point("reporting:created").await;
     tenant::set_reporting_database(tx.conn(), guid, &name).await?;
+    fault::point("reporting:recorded").await;
 
     let report = imported_report(archive, objects, numbers, name);
     let entry = Entry {
@@ -168,7 +180,9 @@ async fn write(
         finished_at: Utc::now(),
         report: &report,
     };
+    fault::point("journal:before").await;
     journal::insert(tx.conn(), &entry).await?;
+    fault::point("journal:written").await;
     Ok(report)
 }
 
@@ -197,6 +211,7 @@ async fn write_objects(tx: &mut ImportTx<'_>, archive: &Arc<Archive>) -> Result<
         }
         Err(StageError::Failed(error)) => return Err(error.into()),
     }
+    fault::point("objects:staged").await;
     if let Some(duplicate) = objects::find_duplicate(tx.conn()).await? {
         let message = format!(
             "invalid archive: object GUID {} appears twice, at {} and at {}; \
@@ -213,8 +228,12 @@ async fn write_objects(tx: &mut ImportTx<'_>, archive: &Arc<Archive>) -> Result<
     if !existing.is_empty() {
         return Err(Halt::Verdict(Box::new(object_conflict(archive, existing))));
     }
+    fault::point("objects:checked").await;
     tenant::insert(tx.conn(), &archive.tenant).await?;
-    Ok(objects::insert(tx.conn(), archive.tenant.identity.guid).await?)
+    fault::point("tenant:inserted").await;
+    let inserted = objects::insert(tx.conn(), archive.tenant.identity.guid).await?;
+    fault::point("objects:inserted").await;
+    Ok(inserted)
 }
 
 async fn commit(
@@ -222,6 +241,7 @@ async fn commit(
     created: Option<ReportingTarget>,
     report: ImportReport,
 ) -> Result<ImportReport, ImportError> {
+    fault::point("commit:before").await;
     if let Err(error) = tx.commit().await {
         remove_reporting(created).await;
         return Err(error.into());
