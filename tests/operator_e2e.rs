@@ -74,14 +74,25 @@ impl Operator {
         }
     }
 
-    /// Asks the operator to stop as Kubernetes does, with SIGTERM, and waits for it.
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    /// Asks the operator to stop as Kubernetes does, with SIGTERM, and waits up to
+    /// 20 s for it to exit.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("send SIGTERM");
         assert!(status.success(), "kill -TERM failed");
-        self.child.wait().expect("wait for operator")
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("operator status") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "operator ignored SIGTERM for 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the operator at once, as a crash or a node failure does.
@@ -627,6 +638,12 @@ async fn restart_during_import_reports_imported() {
         )
         .await;
 
+    server
+        .wait_for_request(WAIT, "the engine to wait on the target's Lease", |r| {
+            r.query.contains("watch=true") && r.query.contains("tenant-import-eu-west")
+        })
+        .await;
+
     // Hold back the status write that follows the commit, then let the import run.
     server.inject(Fault {
         method: Some(http::Method::PATCH),
@@ -684,7 +701,7 @@ async fn standby_replica_takes_over() {
     let instances = wait_for_event(&server, "one", "Warning", "DigestMismatch").await;
     assert_eq!(instances, ["pod-a"], "only the leader reconciles");
 
-    let exit = first.terminate();
+    let exit = first.terminate().await;
     assert!(
         exit.success(),
         "the leader stops cleanly on SIGTERM: {exit:?}"
