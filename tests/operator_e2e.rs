@@ -2,7 +2,7 @@
 //! PostgreSQL database, `file://` archives and a real S3-protocol server (moto).
 //!
 //! The sample archives come from `SAMPLE_ARCHIVES_DIR` when set, and otherwise from
-//! the shared examples folder beside the repository; tests that need them skip with a
+//! the shared examples folder beside the repository. Tests that need them skip with a
 //! message when neither exists.
 
 mod support;
@@ -138,6 +138,16 @@ fn sample_archives() -> Option<PathBuf> {
         Some(dir) => Some(PathBuf::from(dir)),
         None => support::shared_examples(),
     }
+}
+
+/// Writes `bytes` to a file in a new temporary folder and returns the folder, which
+/// removes the file when dropped, and the file's URL.
+fn write_archive(name: &str, bytes: impl AsRef<[u8]>) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write archive");
+    let url = file_url(&path);
+    (dir, url)
 }
 
 fn file_url(path: &Path) -> String {
@@ -403,11 +413,9 @@ async fn lock_timeout_then_import_after_release() {
 async fn invalid_archive_is_final() {
     let (server, db) = setup().await;
     let _operator = Operator::start(&server, &db, "pod-a", &[]);
-    let dir = tempfile::tempdir().expect("folder");
-    let path = dir.path().join("not-a-zip.zip");
-    std::fs::write(&path, b"this is not a ZIP archive").expect("write file");
+    let (_dir, url) = write_archive("not-a-zip.zip", b"this is not a ZIP archive");
 
-    create_import(&server, "broken", spec(&file_url(&path), "eu-west")).await;
+    create_import(&server, "broken", spec(&url, "eu-west")).await;
     let broken = wait_for_outcome(&server, "broken", "Invalid").await;
 
     assert_eq!(condition(&broken, "Ready")["reason"], "InvalidArchive");
@@ -420,11 +428,9 @@ async fn invalid_archive_is_final() {
 async fn sha256_mismatch_is_invalid() {
     let (server, db) = setup().await;
     let operator = Operator::start(&server, &db, "pod-a", &[]);
-    let dir = tempfile::tempdir().expect("folder");
-    let path = dir.path().join("archive.zip");
-    std::fs::write(&path, b"bytes whose digest is not pinned").expect("write file");
+    let (_dir, url) = write_archive("archive.zip", b"bytes whose digest is not pinned");
 
-    let mut pinned = spec(&file_url(&path), "eu-west");
+    let mut pinned = spec(&url, "eu-west");
     pinned["source"]["sha256"] = json!("ab".repeat(32));
     create_import(&server, "pinned", pinned).await;
     let rejected = wait_for_outcome(&server, "pinned", "Invalid").await;
@@ -448,11 +454,9 @@ async fn sha256_mismatch_is_invalid() {
 async fn oversized_archive_is_invalid() {
     let (server, db) = setup().await;
     let _operator = Operator::start(&server, &db, "pod-a", &["--archive-max-bytes", "16"]);
-    let dir = tempfile::tempdir().expect("folder");
-    let path = dir.path().join("archive.zip");
-    std::fs::write(&path, [0_u8; 64]).expect("write file");
+    let (_dir, url) = write_archive("archive.zip", [0_u8; 64]);
 
-    create_import(&server, "big", spec(&file_url(&path), "eu-west")).await;
+    create_import(&server, "big", spec(&url, "eu-west")).await;
     let big = wait_for_outcome(&server, "big", "Invalid").await;
 
     assert_eq!(condition(&big, "Ready")["reason"], "ArchiveTooLarge");
@@ -463,10 +467,10 @@ async fn missing_secret_fails_then_recovers() {
     let server = FakeApiServer::start().await;
     let db = TestDatabase::new(Backend::Postgres).await;
     let dir = tempfile::tempdir().expect("folder");
-    let path = dir.path().join("absent.zip");
+    let url = file_url(&dir.path().join("absent.zip"));
     let _operator = Operator::start(&server, &db, "pod-a", &[]);
 
-    create_import(&server, "orphan", spec(&file_url(&path), "eu-west")).await;
+    create_import(&server, "orphan", spec(&url, "eu-west")).await;
     let failed = wait_for_outcome(&server, "orphan", "Failed").await;
     assert_eq!(condition(&failed, "Ready")["reason"], "SecretNotFound");
     assert_eq!(condition(&failed, "Progressing")["status"], "True");
@@ -555,10 +559,8 @@ fn s3_spec(s3: &s3::S3Server, url: &str) -> Value {
 async fn rerun_annotation_runs_import_again() {
     let (server, db) = setup().await;
     let _operator = Operator::start(&server, &db, "pod-a", &[]);
-    let dir = tempfile::tempdir().expect("folder");
-    let path = dir.path().join("archive.zip");
-    std::fs::write(&path, b"unpinned bytes").expect("write file");
-    let mut pinned = spec(&file_url(&path), "eu-west");
+    let (_dir, url) = write_archive("archive.zip", b"unpinned bytes");
+    let mut pinned = spec(&url, "eu-west");
     pinned["source"]["sha256"] = json!("cd".repeat(32));
     create_import(&server, "pinned", pinned).await;
     wait_for_outcome(&server, "pinned", "Invalid").await;
@@ -691,10 +693,8 @@ async fn standby_replica_takes_over() {
     let (code, _) = second.get("/readyz").await;
     assert_eq!(code, 200, "a standby is ready");
 
-    let dir = tempfile::tempdir().expect("folder");
-    let path = dir.path().join("archive.zip");
-    std::fs::write(&path, b"bytes").expect("write file");
-    let mut pinned = spec(&file_url(&path), "eu-west");
+    let (_dir, url) = write_archive("archive.zip", b"bytes");
+    let mut pinned = spec(&url, "eu-west");
     pinned["source"]["sha256"] = json!("ef".repeat(32));
     create_import(&server, "one", pinned.clone()).await;
     wait_for_outcome(&server, "one", "Invalid").await;

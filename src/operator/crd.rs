@@ -24,7 +24,7 @@ const IMMUTABLE_SPEC_MESSAGE: &str = "spec is immutable: create a new TenantImpo
      import another archive, or set a new value on the ccops.dev/rerun annotation to \
      run this one again";
 
-/// What to import and where: the spec of a `TenantImport`.
+/// The spec of a `TenantImport`: the archive to import and the target cluster.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "ccops.dev",
@@ -41,7 +41,7 @@ const IMMUTABLE_SPEC_MESSAGE: &str = "spec is immutable: create a new TenantImpo
 #[x_kube(validation = Rule::new("self == oldSelf").message(IMMUTABLE_SPEC_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct TenantImportSpec {
-    /// Where the archive is stored.
+    /// The archive's location.
     pub source: ArchiveSource,
     /// The cluster whose configuration database receives the tenant.
     pub target: ImportTarget,
@@ -139,7 +139,7 @@ pub enum ImportOutcome {
     Failed,
 }
 
-/// What the controller observed and did: the status of a `TenantImport`.
+/// The status of a `TenantImport`: the controller's record of its attempts.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantImportStatus {

@@ -1,5 +1,5 @@
-//! What the controller does for one TenantImport, decided from its metadata and
-//! status alone, and the status it writes for each result.
+//! The controller's decision for one TenantImport, taken from its metadata and
+//! status alone, and the conditions it writes for each result.
 //!
 //! An import belongs to a generation and a value of the re-run annotation. Imported,
 //! Conflict and Invalid are final for that pair. LockTimeout and Failed are retried
@@ -48,7 +48,7 @@ pub mod reason {
     pub const IMPORT_FAILED: &str = "ImportFailed";
 }
 
-/// What to do on a reconcile.
+/// The action of one reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The outcome of this generation and re-run value is final.
@@ -70,7 +70,7 @@ pub enum Decision {
 pub struct Backoff {
     /// The delay after the first attempt.
     pub initial: Duration,
-    /// The longest delay.
+    /// The maximum delay.
     pub max: Duration,
 }
 

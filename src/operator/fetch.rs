@@ -3,9 +3,9 @@
 //! The archive is streamed to disk while its SHA-256 is computed, so it is never held
 //! whole in memory, and the download stops as soon as it passes the size limit.
 //! Credentials come from the resource's Secret, whose keys are object_store options
-//! (`aws_access_key_id`, `google_service_account_key`, `azure_storage_account_key`,
-//! ...); without a Secret, the S3, GCS and Azure clients read the usual environment
-//! variables of the operator's pod.
+//! such as `aws_access_key_id`, `google_service_account_key` or
+//! `azure_storage_account_key`. Without a Secret, the S3, GCS and Azure clients read
+//! the usual environment variables of the operator's pod.
 
 use std::collections::BTreeMap;
 use std::path::Path as FsPath;
@@ -20,7 +20,7 @@ use url::Url;
 
 use super::crd::ArchiveSource;
 
-/// Why an archive could not be fetched.
+/// The failure of an archive fetch.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The URL is not one that object_store can read.
@@ -30,7 +30,7 @@ pub enum FetchError {
     InvalidUrl {
         /// The URL.
         url: String,
-        /// What is wrong with it.
+        /// The problem with the URL.
         reason: String,
     },
     /// The object store rejected or failed the request (unreachable, missing object,
@@ -228,7 +228,7 @@ fn open_store(
     Ok((store, path))
 }
 
-/// Applies each credential whose key the builder knows, compared case-insensitively,
+/// Applies each credential whose key the builder accepts, compared case-insensitively,
 /// and skips the others.
 fn apply_options<B>(
     builder: B,

@@ -3,8 +3,8 @@
 //! renewing it.
 //!
 //! A leader that loses its Lease to another replica stops with an error, so that
-//! Kubernetes restarts it as a standby; an import it was running rolls back with its
-//! transaction.
+//! Kubernetes restarts it as a standby. An import it is running ends with its own
+//! commit or rollback before the process exits.
 
 use std::future::Future;
 
@@ -16,7 +16,7 @@ use super::metrics::Metrics;
 /// The name of the leader election Lease.
 pub const LEADER_LEASE: &str = "tenant-operator-leader";
 
-/// Why leading ended with an error.
+/// The failure that ends leading.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     /// Another replica took the Lease while this one led.
@@ -53,7 +53,7 @@ where
     metrics.set_leader(true);
 
     let renewal = claim.spawn_renewal(resource_version);
-    let mut held = renewal.held.clone();
+    let mut held = renewal.lease_held.clone();
     let stop = shutdown.child_token();
     let leading = lead(stop.clone());
     let lost = async move {

@@ -26,7 +26,7 @@ use crate::lock::{ImportLock, LockError, LockGuard};
 /// The default time a holder may go without renewing before others take its Lease.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
 
-/// Why a Lease operation failed.
+/// The failure of a Lease operation.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     /// The API server rejected or failed a request on the Lease.
@@ -314,7 +314,11 @@ impl LeaseClaim {
             }
             .instrument(span),
         );
-        Renewal { stop, held, task }
+        Renewal {
+            stop,
+            lease_held: held,
+            task,
+        }
     }
 }
 
@@ -322,7 +326,7 @@ impl LeaseClaim {
 pub(crate) struct Renewal {
     stop: watch::Sender<bool>,
     /// `true` while the Lease is ours.
-    pub(crate) held: watch::Receiver<bool>,
+    pub(crate) lease_held: watch::Receiver<bool>,
     task: JoinHandle<()>,
 }
 

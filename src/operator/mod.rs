@@ -1,9 +1,9 @@
 //! The Kubernetes operator: the TenantImport resource and its controller.
 //!
 //! `tenant-operator run` elects a leader among its replicas ([`leader`]), watches
-//! TenantImports, and reconciles each one ([`reconcile`]): it fetches the archive
-//! ([`fetch`]), takes the target cluster's Lease ([`lease`]), runs the import engine
-//! and records the outcome in the status and in an Event.
+//! TenantImports, and reconciles each one ([`reconcile`]). A reconcile fetches the
+//! archive ([`fetch`]), takes the target cluster's Lease ([`lease`]), runs the import
+//! engine and records the outcome in the status and in an Event.
 
 pub mod crd;
 pub mod decision;
@@ -64,7 +64,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub retry_initial_delay: u64,
 
-    /// Longest delay between retries, in seconds.
+    /// Maximum delay between retries, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub retry_max_delay: u64,
 
@@ -176,9 +176,8 @@ async fn run_controller(
         .await;
 }
 
-/// Runs a reconcile in a span that names the resource. The future is boxed as `Send`
-/// so the compiler checks the engine's future concretely; without the box, the
-/// controller's generic bounds fail to prove it `Send` for every lifetime.
+/// Runs a reconcile in a span that names the resource, boxed as a `Send` future
+/// because the controller's generic bounds cannot prove the plain future `Send`.
 fn reconcile_in_span(
     resource: Arc<TenantImport>,
     context: Arc<Context>,

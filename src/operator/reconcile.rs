@@ -50,7 +50,7 @@ pub struct Settings {
     pub backoff: Backoff,
 }
 
-/// What every reconcile needs.
+/// The shared state of every reconcile.
 pub struct Context {
     /// The API client.
     pub client: Client,
@@ -62,7 +62,7 @@ pub struct Context {
     pub settings: Settings,
 }
 
-/// Why a reconcile failed before it could record a result.
+/// The failure of a reconcile before it could record a result.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// The resource has no namespace, which a namespaced kind always has.
@@ -384,9 +384,9 @@ async fn import(
 /// Runs the import on a blocking thread that drives it with the runtime's handle.
 ///
 /// NOTE: the compiler cannot prove the future of `Engine::import` `Send` for every
-/// lifetime, so it cannot run inside the controller's `Send` futures. Driving it on
-/// its own thread sidesteps that; the cost is that dropping the reconcile does not
-/// cancel an import in progress, which then ends with its own commit or rollback.
+/// lifetime, so it cannot run inside the controller's `Send` futures. On its own
+/// thread it can, but dropping the reconcile then does not cancel an import in
+/// progress, which ends with its own commit or rollback.
 async fn import_on_blocking_thread(
     engine: Engine,
     request: ImportRequest,

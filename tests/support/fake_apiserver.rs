@@ -5,12 +5,12 @@
 //!
 //! - Resources: Secrets, `coordination.k8s.io/v1` Leases, `events.k8s.io/v1` and core
 //!   Events, and `ccops.dev/v1alpha1` TenantImports (with a status subresource).
-//! - Verbs: get; list and watch, namespaced or across namespaces, with
-//!   `resourceVersion`, bookmarks, `timeoutSeconds`, a `metadata.name` or
-//!   `metadata.namespace` field selector and an equality label selector; create (409
-//!   AlreadyExists on an existing name); replace (409 Conflict on a stale
-//!   `resourceVersion`); merge, strategic-merge (applied as a merge patch), JSON and
-//!   server-side apply patches; delete.
+//! - Verbs: get, delete, and list and watch, namespaced or across namespaces. Watches
+//!   take `resourceVersion`, bookmarks and `timeoutSeconds`, and lists and watches a
+//!   `metadata.name` or `metadata.namespace` field selector and an equality label
+//!   selector. Create returns 409 AlreadyExists on an existing name, and replace 409
+//!   Conflict on a stale `resourceVersion`. Patches are merge, strategic merge
+//!   (applied as a merge patch), JSON and server-side apply.
 //! - Metadata: `uid`, `creationTimestamp`, a global `resourceVersion` counter, and a
 //!   `generation` that grows when anything but metadata and status changes. On a
 //!   resource with a status subresource, writes to the main resource keep the stored
@@ -97,7 +97,8 @@ impl ResourceType {
         }
     }
 
-    /// The key under which objects of this type are stored, such as `leases.coordination.k8s.io`.
+    /// Returns the key of this type's objects in the store, such as
+    /// `leases.coordination.k8s.io`.
     fn key(&self) -> String {
         if self.group.is_empty() {
             self.plural.to_owned()
@@ -110,7 +111,7 @@ impl ResourceType {
 /// What a fault does to a matching request.
 #[derive(Debug, Clone)]
 pub enum FaultAction {
-    /// Answers with this status code and a `Status` body, without touching the store.
+    /// Returns this status code and a `Status` body, without touching the store.
     Status(u16),
     /// Waits this long, then serves the request.
     Delay(Duration),
@@ -260,12 +261,13 @@ impl FakeApiServer {
         fake
     }
 
-    /// The server's base URL.
+    /// Returns the server's base URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
     }
 
-    /// A kubeconfig file that points at this server, with `default` as namespace.
+    /// Returns the path of a kubeconfig file that points at this server, with
+    /// `default` as namespace.
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
     }
@@ -281,7 +283,7 @@ impl FakeApiServer {
         )
     }
 
-    /// A kube client for this server.
+    /// Creates a kube client for this server.
     pub async fn client(&self) -> kube::Client {
         let yaml = std::fs::read_to_string(self.kubeconfig_path()).expect("read kubeconfig");
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("parse kubeconfig");

@@ -17,8 +17,8 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts moto and waits until it answers HTTP, or returns `None` when the moto
-    /// package is not installed.
+    /// Starts moto and waits until it accepts HTTP requests, or returns `None` when the
+    /// moto package is not installed.
     pub async fn start() -> Option<Self> {
         let installed = Command::new("python3")
             .args(["-c", "import moto.server"])
