@@ -42,3 +42,21 @@ fn crd_names_group_kind_and_short_name() {
         "no status subresource"
     );
 }
+
+#[test]
+fn example_resource_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenantimport.yaml");
+    let yaml = std::fs::read_to_string(path).expect("read examples/tenantimport.yaml");
+    let resource: tenant_operator::operator::crd::TenantImport =
+        serde_yaml::from_str(&yaml).expect("example is a TenantImport");
+
+    assert_eq!(resource.spec.target.cluster, "eu-west");
+    assert_eq!(resource.spec.target.database_secret_ref.key, "url");
+    let digest = resource.spec.source.sha256.expect("pinned digest");
+    assert_eq!(digest.len(), 64);
+    assert!(
+        digest
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+}

@@ -82,14 +82,20 @@ impl Operator {
             .status()
             .expect("send SIGTERM");
         assert!(status.success(), "kill -TERM failed");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        self.wait_for_exit(Duration::from_secs(20)).await
+    }
+
+    /// Waits for the operator to exit, without blocking the runtime that serves the
+    /// fake API server, and panics after `timeout`.
+    async fn wait_for_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("operator status") {
                 return status;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "operator ignored SIGTERM for 20 s"
+                "operator still running after {timeout:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -721,6 +727,60 @@ async fn standby_replica_takes_over() {
     assert_eq!(instances, ["pod-b"]);
     let (_, metrics) = second.get("/metrics").await;
     assert!(metrics.contains("tenant_operator_leader 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn leader_exits_when_lease_taken() {
+    let (server, db) = setup().await;
+    let mut operator = Operator::start(&server, &db, "pod-a", &[]);
+    server
+        .wait_for(LEASES, WAIT, "pod-a to lead", |leases| {
+            leases
+                .iter()
+                .find(|l| l["spec"]["holderIdentity"] == "pod-a")
+                .cloned()
+        })
+        .await;
+
+    // Another writer takes the Lease, as a replica does after a network partition.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(server.client().await, OPERATOR_NAMESPACE);
+    let intruder = json!({"spec": {
+        "holderIdentity": "pod-z",
+        "renewTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    }});
+    leases
+        .patch(
+            "tenant-operator-leader",
+            &PatchParams::default(),
+            &Patch::Merge(&intruder),
+        )
+        .await
+        .expect("take the leader Lease");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = operator.child.try_wait().expect("operator status") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        exit.code(),
+        Some(1),
+        "a leader that lost its Lease exits with an error"
+    );
+    let lease = server
+        .object(LEASES, OPERATOR_NAMESPACE, "tenant-operator-leader")
+        .expect("leader Lease");
+    assert_eq!(
+        lease["spec"]["holderIdentity"], "pod-z",
+        "the lost Lease is left alone"
+    );
 }
 
 #[tokio::test]
