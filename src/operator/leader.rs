@@ -3,8 +3,8 @@
 //! renewing it.
 //!
 //! A leader that loses its Lease to another replica stops with an error, so that
-//! Kubernetes restarts it as a standby. An import it is running ends with its own
-//! commit or rollback before the process exits.
+//! Kubernetes restarts it as a standby. An import it is running is dropped, which
+//! rolls back the import's transaction.
 
 use std::future::Future;
 

@@ -176,18 +176,19 @@ async fn run_controller(
         .await;
 }
 
-/// Runs a reconcile in a span that names the resource, boxed as a `Send` future
-/// because the controller's generic bounds cannot prove the plain future `Send`.
-fn reconcile_in_span(
+/// Runs a reconcile in a span that names the resource.
+async fn reconcile_in_span(
     resource: Arc<TenantImport>,
     context: Arc<Context>,
-) -> futures::future::BoxFuture<'static, Result<controller::Action, reconcile::ReconcileError>> {
+) -> Result<controller::Action, reconcile::ReconcileError> {
     let span = tracing::info_span!(
         "reconcile",
         namespace = resource.namespace().unwrap_or_default(),
         name = resource.name_any()
     );
-    Box::pin(reconcile::reconcile(resource, context).instrument(span))
+    reconcile::reconcile(resource, context)
+        .instrument(span)
+        .await
 }
 
 async fn signal_shutdown(shutdown: CancellationToken) {

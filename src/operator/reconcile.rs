@@ -373,34 +373,11 @@ async fn import(
         lock_timeout: Duration::from_secs(u64::from(resource.spec.lock_timeout_seconds)),
     };
 
-    let result = import_on_blocking_thread(engine, request, lock).await;
+    let result = engine.import(&request, &lock).await;
     close(database).await;
     match result {
         Ok(report) => report_verdict(report),
         Err(error) => import_error_verdict(&error),
-    }
-}
-
-/// Runs the import on a blocking thread that drives it with the runtime's handle.
-///
-/// NOTE: the compiler cannot prove the future of `Engine::import` `Send` for every
-/// lifetime, so it cannot run inside the controller's `Send` futures. On its own
-/// thread it can, but dropping the reconcile then does not cancel an import in
-/// progress, which ends with its own commit or rollback.
-async fn import_on_blocking_thread(
-    engine: Engine,
-    request: ImportRequest,
-    lock: TimedLock,
-) -> Result<ImportReport, ImportError> {
-    let runtime = tokio::runtime::Handle::current();
-    let span = tracing::Span::current();
-    let task = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        runtime.block_on(engine.import(&request, &lock))
-    });
-    match task.await {
-        Ok(result) => result,
-        Err(error) => Err(ImportError::Other(format!("import task stopped: {error}"))),
     }
 }
 
