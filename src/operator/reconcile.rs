@@ -118,7 +118,7 @@ impl Verdict {
 /// # Errors
 ///
 /// Returns [`ReconcileError`] when the resource cannot be read or its status cannot
-/// be written; the controller retries those through [`error_policy`].
+/// be written. The controller retries those through [`error_policy`].
 pub async fn reconcile(
     resource: Arc<TenantImport>,
     ctx: Arc<Context>,
