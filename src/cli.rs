@@ -86,7 +86,11 @@ pub struct DatabaseArgs {
     pub reporting_database_url: Option<String>,
 
     /// Prefix of reporting database names; the tenant GUID in hex follows it.
-    #[arg(long, env = "REPORTING_DATABASE_PREFIX", default_value = "tenant_report_")]
+    #[arg(
+        long,
+        env = "REPORTING_DATABASE_PREFIX",
+        default_value = "tenant_report_"
+    )]
     pub reporting_database_prefix: String,
 }
 
@@ -293,7 +297,10 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let db = Database::connect(&args.database.database_url).await?;
     db.migrate().await?;
-    tracing::info!(schema_version = crate::db::SCHEMA_VERSION, "database schema is current");
+    tracing::info!(
+        schema_version = crate::db::SCHEMA_VERSION,
+        "database schema is current"
+    );
     Ok(())
 }
 
@@ -324,7 +331,10 @@ pub fn text_summary(report: &ImportReport) -> String {
             numbers.created, numbers.assigned, numbers.skipped
         ));
         for range in &report.skipped_ranges {
-            lines.push(format!("  skipped range     {}-{}", range.first, range.last));
+            lines.push(format!(
+                "  skipped range     {}-{}",
+                range.first, range.last
+            ));
         }
         if let Some(name) = &report.reporting_database {
             lines.push(format!("  reporting db      {name}"));

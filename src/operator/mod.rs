@@ -1,5 +1,7 @@
 //! The Kubernetes operator: the TenantImport resource and its controller.
 
+pub mod crd;
+
 /// Options of `run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {}
@@ -20,5 +22,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 ///
 /// Returns an error when the CRD cannot be encoded.
 pub fn print_crd() -> anyhow::Result<()> {
-    anyhow::bail!("the CRD is not built yet")
+    let yaml = crd::crd_yaml()?;
+    write_stdout(&yaml);
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn write_stdout(text: &str) {
+    print!("{text}");
 }
