@@ -1,0 +1,86 @@
+//! The committed deployment files match what the code generates: deploy/install.yaml
+//! is the install manifest with the default options, and the Helm chart's CRD is the
+//! same file as crds/tenantimport.yaml.
+//!
+//! Run with `UPDATE_MANIFESTS=1` to rewrite both files from the code instead of
+//! comparing them.
+
+use std::path::{Path, PathBuf};
+
+use tenant_operator::deploy::{InstallOptions, render_install_manifest};
+
+/// The first lines of deploy/install.yaml, before the generated objects.
+const INSTALL_HEADER: &str = "\
+# tenant-operator install manifest: the TenantImport CRD, the operator's namespace,
+# ServiceAccount, RBAC and Deployment. Generated from src/deploy.rs; regenerate with
+#   UPDATE_MANIFESTS=1 cargo test --test packaging_manifest
+# Apply with: kubectl apply --server-side -f deploy/install.yaml
+";
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn updating() -> bool {
+    std::env::var_os("UPDATE_MANIFESTS").is_some()
+}
+
+fn read(relative: &str) -> String {
+    std::fs::read_to_string(repo_path(relative))
+        .unwrap_or_else(|error| panic!("failed to read {relative}: {error}"))
+}
+
+fn write(relative: &str, contents: &str) {
+    std::fs::write(repo_path(relative), contents)
+        .unwrap_or_else(|error| panic!("failed to write {relative}: {error}"));
+}
+
+#[test]
+fn install_manifest_is_current() {
+    let rendered = render_install_manifest(&InstallOptions::default()).expect("renders");
+    let generated = format!("{INSTALL_HEADER}---\n{rendered}");
+
+    if updating() {
+        write("deploy/install.yaml", &generated);
+    }
+
+    assert!(
+        read("deploy/install.yaml") == generated,
+        "deploy/install.yaml is stale; regenerate it with \
+         `UPDATE_MANIFESTS=1 cargo test --test packaging_manifest`"
+    );
+}
+
+#[test]
+fn chart_crd_matches_top_level_crd() {
+    let top_level = read("crds/tenantimport.yaml");
+
+    if updating() {
+        write("charts/tenant-operator/crds/tenantimport.yaml", &top_level);
+    }
+
+    assert!(
+        read("charts/tenant-operator/crds/tenantimport.yaml") == top_level,
+        "charts/tenant-operator/crds/tenantimport.yaml differs from \
+         crds/tenantimport.yaml; regenerate it with \
+         `UPDATE_MANIFESTS=1 cargo test --test packaging_manifest`"
+    );
+}
+
+#[test]
+fn install_manifest_crd_matches_top_level_crd() {
+    let manifest = render_install_manifest(&InstallOptions::default()).expect("renders");
+    let first: serde_yaml::Value = manifest
+        .split("---\n")
+        .filter_map(|document| serde_yaml::from_str::<serde_yaml::Value>(document).ok())
+        .find(|document| !document.is_null())
+        .expect("a first object in the manifest");
+    let top_level: serde_yaml::Value =
+        serde_yaml::from_str(&read("crds/tenantimport.yaml")).expect("YAML CRD");
+
+    assert_eq!(first["kind"], "CustomResourceDefinition");
+    assert!(
+        first == top_level,
+        "the install manifest's CRD differs from crds/"
+    );
+}
