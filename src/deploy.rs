@@ -37,7 +37,7 @@ pub const DEFAULT_NAMESPACE: &str = "tenant-operator";
 pub const DEFAULT_IMAGE: &str = concat!("tenant-operator:", env!("CARGO_PKG_VERSION"));
 
 /// The container port that serves `/metrics`, `/healthz` and `/readyz`.
-pub const METRICS_PORT: i32 = 8080;
+pub const METRICS_PORT: i32 = 9090;
 
 /// The user and group id the container runs as: the `nonroot` user of the distroless
 /// runtime image.
