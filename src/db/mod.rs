@@ -1,7 +1,20 @@
 //! The configuration database through sqlx: PostgreSQL in production, SQLite as the
 //! embedded default. Migrations live in `migrations/postgres` and `migrations/sqlite`.
+//!
+//! [`Database::connect`] picks the backend from the URL scheme, [`Database::migrate`]
+//! brings the schema to [`SCHEMA_VERSION`], and [`StandaloneLock`] serialises imports
+//! into one database when no Kubernetes Lease is in use.
+
+mod lock;
+mod postgres;
+mod sqlite;
+
+pub use lock::{StandaloneLock, lock_file_path};
+
+use std::path::PathBuf;
 
 use sqlx::{PgPool, SqlitePool};
+use uuid::Uuid;
 
 /// The schema version of the configuration database this build creates and accepts
 /// archives up to.
@@ -19,6 +32,15 @@ pub enum Database {
     Sqlite(SqlitePool),
 }
 
+/// The contents of the `cluster_info` row of a migrated database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// Newest archive schema version the database accepts.
+    pub schema_version: u32,
+    /// Identifies this configuration database; reporting databases record it.
+    pub database_id: Uuid,
+}
+
 /// Why the configuration database could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -28,12 +50,24 @@ pub enum DbError {
         /// The scheme found.
         scheme: String,
     },
+    /// The folder of an SQLite database file could not be created.
+    #[error("failed to create the database folder {path}; check its permissions")]
+    CreateFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A database operation failed.
     #[error("database operation failed")]
     Sqlx(#[from] sqlx::Error),
     /// A migration failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The `cluster_info` row contains a value this build cannot use.
+    #[error("cluster_info is invalid: {0}; run `tenant-operator migrate` on a fresh database")]
+    ClusterInfo(String),
 }
 
 impl Database {
@@ -44,39 +78,67 @@ impl Database {
     ///
     /// Returns [`DbError`] when the URL is unsupported or the database unreachable.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        let _ = url;
-        unimplemented!("database layer")
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "postgres" | "postgresql" => Ok(Self::Postgres(postgres::connect(url).await?)),
+            "sqlite" => Ok(Self::Sqlite(sqlite::connect(url).await?)),
+            other => Err(DbError::UnsupportedScheme {
+                scheme: other.to_owned(),
+            }),
+        }
     }
 
-    /// Creates the schema or upgrades it to [`SCHEMA_VERSION`].
+    /// Creates the schema or upgrades it to [`SCHEMA_VERSION`], then checks that the
+    /// `cluster_info` row is readable.
     ///
     /// # Errors
     ///
-    /// Returns [`DbError::Migrate`] when a migration fails.
+    /// Returns [`DbError::Migrate`] when a migration fails, and
+    /// [`DbError::ClusterInfo`] when the row is invalid.
     pub async fn migrate(&self) -> Result<(), DbError> {
-        unimplemented!("database layer")
+        match self {
+            Self::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Self::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+        }
+        let info = self.cluster_info().await?;
+        tracing::debug!(
+            schema_version = info.schema_version,
+            database_id = %info.database_id,
+            "configuration database migrated"
+        );
+        Ok(())
+    }
+
+    /// Reads the schema version and database id of a migrated database.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`DbError::Sqlx`] when the query fails, and [`DbError::ClusterInfo`]
+    /// when the row contains an invalid value.
+    pub async fn cluster_info(&self) -> Result<ClusterInfo, DbError> {
+        let (schema_version, database_id) = match self {
+            Self::Postgres(pool) => postgres::cluster_info(pool).await?,
+            Self::Sqlite(pool) => sqlite::cluster_info(pool).await?,
+        };
+        let schema_version = u32::try_from(schema_version)
+            .map_err(|_| DbError::ClusterInfo(format!("schema_version {schema_version}")))?;
+        Ok(ClusterInfo {
+            schema_version,
+            database_id,
+        })
     }
 
     /// Returns the lock that serialises imports into this database when no outer lock
     /// (a Kubernetes Lease) is in use.
     pub fn standalone_lock(&self) -> StandaloneLock {
-        StandaloneLock { db: self.clone() }
+        StandaloneLock::new(self.clone())
     }
-}
 
-/// One import at a time per configuration database, without Kubernetes.
-#[derive(Debug, Clone)]
-pub struct StandaloneLock {
-    db: Database,
-}
-
-#[async_trait::async_trait]
-impl crate::lock::ImportLock for StandaloneLock {
-    async fn acquire(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Result<Box<dyn crate::lock::LockGuard>, crate::lock::LockError> {
-        let _ = (timeout, &self.db);
-        unimplemented!("database layer")
+    /// Returns the path of the SQLite database file, or `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match self {
+            Self::Postgres(_) => None,
+            Self::Sqlite(pool) => Some(pool.connect_options().get_filename().to_path_buf()),
+        }
     }
 }

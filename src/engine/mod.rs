@@ -6,6 +6,17 @@
 //! reporting database, records the import in the journal, and commits. Any failure
 //! rolls back and removes the reporting database it created.
 
+mod journal;
+mod numbers;
+mod objects;
+mod reporting;
+mod run;
+mod tenant;
+mod transaction;
+
+pub use objects::MAX_LISTED_COLLISIONS;
+pub use transaction::FENCE_KEY;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::archive::{ArchiveError, Limits};
-use crate::db::Database;
+use crate::db::{Database, DbError};
 use crate::lock::ImportLock;
 use crate::model::TenantIdentity;
 
@@ -110,9 +121,52 @@ pub enum ImportError {
     /// The configuration or reporting database failed.
     #[error("database operation failed")]
     Database(#[from] sqlx::Error),
+    /// The `cluster_info` row of the configuration database could not be read.
+    #[error("failed to read the configuration database's cluster_info")]
+    ClusterInfo(#[source] DbError),
     /// The lock backend failed.
     #[error("import lock failed")]
     Lock(#[source] crate::lock::LockError),
+    /// The import id was committed before with a different archive.
+    #[error(
+        "import id {import_id:?} was already used for a different archive; \
+         use a new import id for a new archive"
+    )]
+    ImportIdReused {
+        /// The import id.
+        import_id: String,
+    },
+    /// A database or file of the reporting database's name exists and was not made by
+    /// this configuration database for this tenant, so it was left untouched.
+    #[error(
+        "reporting database {name} exists but was not created by this configuration database \
+         for this tenant, so it was left untouched; drop or rename it, or choose another \
+         reporting database prefix, then retry"
+    )]
+    ForeignReportingDatabase {
+        /// The database name, or the file name on SQLite.
+        name: String,
+    },
+    /// The reporting database prefix cannot make a valid name.
+    #[error("reporting database prefix {prefix:?} is invalid: {reason}; choose another prefix")]
+    InvalidReportingPrefix {
+        /// The configured prefix.
+        prefix: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The reporting server URL is not a PostgreSQL URL.
+    #[error("the reporting database server URL is invalid; expected postgres://USER@HOST:PORT")]
+    InvalidReportingServer,
+    /// A file of an SQLite reporting database could not be removed.
+    #[error("failed to remove reporting database file {path}; remove it by hand, then retry")]
+    RemoveReportingFile {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Anything else, with a message naming it.
     #[error("{0}")]
     Other(String),
@@ -188,7 +242,34 @@ impl Engine {
         request: &ImportRequest,
         lock: &dyn ImportLock,
     ) -> Result<ImportReport, ImportError> {
-        let _ = (request, lock, &self.reporting);
-        unimplemented!("import engine")
+        run::import(self, request, lock).await
+    }
+
+    /// Drops the reporting database of `tenant_guid` when it exists and this
+    /// configuration database created it for that tenant; a missing one is no error.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ImportError::ForeignReportingDatabase`] when a database of that name
+    /// was not created by this configuration database for this tenant, and other
+    /// [`ImportError`] variants when a database or the disk fails.
+    pub async fn drop_reporting_database(&self, tenant_guid: Uuid) -> Result<(), ImportError> {
+        let target = reporting::ReportingTarget::new(&self.db, &self.reporting, tenant_guid)?;
+        let info = self
+            .db
+            .cluster_info()
+            .await
+            .map_err(ImportError::ClusterInfo)?;
+        target.drop_if_owned(info.database_id).await
+    }
+
+    /// Returns the name the reporting database of `tenant_guid` has or would have.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ImportError::InvalidReportingPrefix`] when the configured prefix
+    /// cannot make a valid name.
+    pub fn reporting_database_name(&self, tenant_guid: Uuid) -> Result<String, ImportError> {
+        Ok(reporting::ReportingTarget::new(&self.db, &self.reporting, tenant_guid)?.name)
     }
 }

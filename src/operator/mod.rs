@@ -1,6 +1,8 @@
 //! The Kubernetes operator: the TenantImport resource and its controller.
 
 pub mod crd;
+pub mod fetch;
+pub mod lease;
 
 /// Options of `run`.
 #[derive(Debug, clap::Args)]

@@ -1,0 +1,318 @@
+//! Configuration objects: streamed from the archive into a staging table, checked
+//! set-based (a GUID twice in the archive, a GUID already in the target), then copied
+//! into `config_objects` with one statement.
+//!
+//! The archive reader runs on a blocking thread and sends batches through a bounded
+//! channel, so memory holds at most a few batches whatever the archive's size.
+
+use std::sync::Arc;
+
+use sqlx::QueryBuilder;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::ImportError;
+use super::transaction::{Conn, guid_text};
+use crate::archive::{Archive, ArchiveError, InvalidArchive, LocatedObject};
+
+/// Objects per batch sent from the reader to the writer. Six columns per row keep a
+/// batch far below SQLite's limit of 32766 bound parameters per statement.
+const BATCH_SIZE: usize = 500;
+
+/// Batches in flight between the reader thread and the writer.
+const CHANNEL_DEPTH: usize = 4;
+
+/// The largest number of object GUID collisions listed in a report.
+pub const MAX_LISTED_COLLISIONS: i64 = 100;
+
+/// Why staging the objects stopped.
+#[derive(Debug)]
+pub(super) enum StageError {
+    /// The archive broke a rule while it was streamed again.
+    Invalid(InvalidArchive),
+    /// The database, the disk or the reader task failed.
+    Failed(ImportError),
+}
+
+/// Why the reader thread stopped early.
+#[derive(Debug)]
+enum ReadError {
+    Archive(ArchiveError),
+    WriterGone,
+}
+
+/// A GUID that appears twice in one archive, with its first two locations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Duplicate {
+    /// The GUID.
+    pub guid: Uuid,
+    /// Where it appears first.
+    pub first: String,
+    /// Where it appears again.
+    pub second: String,
+}
+
+impl From<ArchiveError> for ReadError {
+    fn from(error: ArchiveError) -> Self {
+        Self::Archive(error)
+    }
+}
+
+impl From<sqlx::Error> for StageError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Failed(ImportError::Database(error))
+    }
+}
+
+/// Creates the staging table and streams every object of the archive into it.
+/// Returns the number of objects staged.
+pub(super) async fn stage(mut conn: Conn<'_>, archive: Arc<Archive>) -> Result<u64, StageError> {
+    create_staging(conn.reborrow()).await?;
+    let (sender, mut receiver) = mpsc::channel::<Vec<LocatedObject>>(CHANNEL_DEPTH);
+    let reader = tokio::task::spawn_blocking(move || {
+        archive.for_each_object_batch(BATCH_SIZE, |batch| {
+            sender
+                .blocking_send(batch)
+                .map_err(|_| ReadError::WriterGone)
+        })
+    });
+    let mut staged: u64 = 0;
+    let mut write_error = None;
+    while let Some(batch) = receiver.recv().await {
+        let count = batch.len() as u64;
+        if let Err(error) = insert_batch(conn.reborrow(), &batch, staged).await {
+            write_error = Some(error);
+            break;
+        }
+        staged += count;
+    }
+    drop(receiver);
+    let read_result = reader.await;
+    if let Some(error) = write_error {
+        return Err(error.into());
+    }
+    match read_result {
+        Ok(Ok(())) => Ok(staged),
+        Ok(Err(ReadError::Archive(ArchiveError::Invalid(invalid)))) => {
+            Err(StageError::Invalid(invalid))
+        }
+        Ok(Err(ReadError::Archive(error))) => Err(StageError::Failed(ImportError::Archive(error))),
+        Ok(Err(ReadError::WriterGone)) => Err(StageError::Failed(ImportError::Other(
+            "the object writer stopped before the archive reader".to_owned(),
+        ))),
+        Err(error) => Err(StageError::Failed(ImportError::Other(format!(
+            "the archive reader task failed: {error}"
+        )))),
+    }
+}
+
+/// Returns one GUID that appears more than once among the staged objects.
+pub(super) async fn find_duplicate(conn: Conn<'_>) -> Result<Option<Duplicate>, sqlx::Error> {
+    let rows: Vec<(String, String)> = match conn {
+        Conn::Postgres(conn) => {
+            sqlx::query_as(
+                "WITH duplicate AS (SELECT guid FROM import_staging GROUP BY guid \
+                 HAVING count(*) > 1 ORDER BY min(ordinal) LIMIT 1) \
+                 SELECT s.guid::text, s.location FROM import_staging s \
+                 JOIN duplicate USING (guid) ORDER BY s.ordinal LIMIT 2",
+            )
+            .fetch_all(conn)
+            .await?
+        }
+        Conn::Sqlite(conn) => {
+            sqlx::query_as(
+                "WITH duplicate AS (SELECT guid FROM import_staging GROUP BY guid \
+                 HAVING count(*) > 1 ORDER BY min(ordinal) LIMIT 1) \
+                 SELECT s.guid, s.location FROM import_staging s \
+                 JOIN duplicate USING (guid) ORDER BY s.ordinal LIMIT 2",
+            )
+            .fetch_all(conn)
+            .await?
+        }
+    };
+    let [(guid, first), (_, second)] = <[(String, String); 2]>::try_from(rows).unwrap_or_default();
+    if guid.is_empty() {
+        return Ok(None);
+    }
+    let guid = parse_guid(&guid)?;
+    Ok(Some(Duplicate {
+        guid,
+        first,
+        second,
+    }))
+}
+
+/// Returns up to [`MAX_LISTED_COLLISIONS`] staged GUIDs that an object of the target
+/// already has, in archive order.
+pub(super) async fn collisions(conn: Conn<'_>) -> Result<Vec<Uuid>, sqlx::Error> {
+    match conn {
+        Conn::Postgres(conn) => {
+            sqlx::query_scalar(
+                "SELECT s.guid FROM import_staging s JOIN config_objects o ON o.guid = s.guid \
+                 ORDER BY s.ordinal LIMIT $1",
+            )
+            .bind(MAX_LISTED_COLLISIONS)
+            .fetch_all(conn)
+            .await
+        }
+        Conn::Sqlite(conn) => {
+            let guids: Vec<String> = sqlx::query_scalar(
+                "SELECT s.guid FROM import_staging s JOIN config_objects o ON o.guid = s.guid \
+                 ORDER BY s.ordinal LIMIT ?1",
+            )
+            .bind(MAX_LISTED_COLLISIONS)
+            .fetch_all(conn)
+            .await?;
+            guids.iter().map(|guid| parse_guid(guid)).collect()
+        }
+    }
+}
+
+/// Copies the staged objects into `config_objects`, owned by `tenant`, and drops the
+/// staging table. Returns the number of objects inserted.
+pub(super) async fn insert(mut conn: Conn<'_>, tenant: Uuid) -> Result<u64, sqlx::Error> {
+    let inserted = match conn.reborrow() {
+        Conn::Postgres(conn) => sqlx::query(
+            "INSERT INTO config_objects (guid, tenant_guid, object_type, name, attributes) \
+             SELECT guid, $1, object_type, name, attributes FROM import_staging ORDER BY ordinal",
+        )
+        .bind(tenant)
+        .execute(conn)
+        .await?
+        .rows_affected(),
+        Conn::Sqlite(conn) => sqlx::query(
+            "INSERT INTO config_objects (guid, tenant_guid, object_type, name, attributes) \
+             SELECT guid, ?1, object_type, name, attributes FROM import_staging ORDER BY ordinal",
+        )
+        .bind(guid_text(tenant))
+        .execute(conn)
+        .await?
+        .rows_affected(),
+    };
+    drop_staging(conn).await?;
+    Ok(inserted)
+}
+
+async fn create_staging(mut conn: Conn<'_>) -> Result<(), sqlx::Error> {
+    drop_staging(conn.reborrow()).await?;
+    match conn {
+        Conn::Postgres(conn) => {
+            sqlx::query(
+                "CREATE TEMP TABLE import_staging (ordinal bigint NOT NULL, guid uuid NOT NULL, \
+                 object_type text NOT NULL, name text NOT NULL, attributes jsonb NOT NULL, \
+                 location text NOT NULL) ON COMMIT DROP",
+            )
+            .execute(conn)
+            .await?;
+        }
+        Conn::Sqlite(conn) => {
+            sqlx::query(
+                "CREATE TEMP TABLE import_staging (ordinal INTEGER NOT NULL, guid TEXT NOT NULL, \
+                 object_type TEXT NOT NULL, name TEXT NOT NULL, attributes TEXT NOT NULL, \
+                 location TEXT NOT NULL)",
+            )
+            .execute(conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn drop_staging(conn: Conn<'_>) -> Result<(), sqlx::Error> {
+    let statement = "DROP TABLE IF EXISTS import_staging";
+    match conn {
+        Conn::Postgres(conn) => {
+            sqlx::query(statement).execute(conn).await?;
+        }
+        Conn::Sqlite(conn) => {
+            sqlx::query(statement).execute(conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts one batch with one statement: UNNEST of arrays on PostgreSQL, a multi-row
+/// VALUES list on SQLite. `offset` is the ordinal of the batch's first object.
+async fn insert_batch(
+    conn: Conn<'_>,
+    batch: &[LocatedObject],
+    offset: u64,
+) -> Result<(), sqlx::Error> {
+    let start = i64::try_from(offset).unwrap_or(i64::MAX);
+    match conn {
+        Conn::Postgres(conn) => {
+            let columns = Columns::from_batch(batch, start);
+            sqlx::query(
+                "INSERT INTO import_staging (ordinal, guid, object_type, name, attributes, location) \
+                 SELECT o, g, t, n, a::jsonb, l \
+                 FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+                 AS s(o, g, t, n, a, l)",
+            )
+            .bind(columns.ordinals)
+            .bind(columns.guids)
+            .bind(columns.types)
+            .bind(columns.names)
+            .bind(columns.attributes)
+            .bind(columns.locations)
+            .execute(conn)
+            .await?;
+        }
+        Conn::Sqlite(conn) => {
+            let mut builder = QueryBuilder::new(
+                "INSERT INTO import_staging (ordinal, guid, object_type, name, attributes, location) ",
+            );
+            builder.push_values(batch.iter().zip(start..), |mut row, (located, ordinal)| {
+                let object = &located.object;
+                row.push_bind(ordinal)
+                    .push_bind(guid_text(object.guid))
+                    .push_bind(object.object_type.clone())
+                    .push_bind(object.name.clone())
+                    .push_bind(attributes_json(object))
+                    .push_bind(located.location.to_string());
+            });
+            builder.build().execute(conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One batch as column arrays, for UNNEST.
+struct Columns {
+    ordinals: Vec<i64>,
+    guids: Vec<Uuid>,
+    types: Vec<String>,
+    names: Vec<String>,
+    attributes: Vec<String>,
+    locations: Vec<String>,
+}
+
+impl Columns {
+    fn from_batch(batch: &[LocatedObject], start: i64) -> Self {
+        let mut columns = Self {
+            ordinals: Vec::with_capacity(batch.len()),
+            guids: Vec::with_capacity(batch.len()),
+            types: Vec::with_capacity(batch.len()),
+            names: Vec::with_capacity(batch.len()),
+            attributes: Vec::with_capacity(batch.len()),
+            locations: Vec::with_capacity(batch.len()),
+        };
+        for (located, ordinal) in batch.iter().zip(start..) {
+            let object = &located.object;
+            columns.ordinals.push(ordinal);
+            columns.guids.push(object.guid);
+            columns.types.push(object.object_type.clone());
+            columns.names.push(object.name.clone());
+            columns.attributes.push(attributes_json(object));
+            columns.locations.push(located.location.to_string());
+        }
+        columns
+    }
+}
+
+fn attributes_json(object: &crate::model::ConfigObject) -> String {
+    serde_json::Value::from(object.attributes.clone()).to_string()
+}
+
+fn parse_guid(text: &str) -> Result<Uuid, sqlx::Error> {
+    Uuid::parse_str(text).map_err(|error| sqlx::Error::Decode(Box::new(error)))
+}

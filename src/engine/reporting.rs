@@ -1,0 +1,287 @@
+//! The tenant's reporting database: a PostgreSQL database on the reporting server, or
+//! an SQLite file beside the configuration database file.
+//!
+//! Its name is the configured prefix followed by the tenant GUID as 32 hex digits. Its
+//! `reporting_meta` row records the tenant GUID and the configuration database's id,
+//! and only a database whose row names this configuration database and this tenant is
+//! ever dropped: a leftover of an interrupted import is replaced, and anything else of
+//! that name makes the import fail.
+
+use std::path::PathBuf;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Connection, Executor};
+use uuid::Uuid;
+
+use super::{ImportError, ReportingConfig};
+use crate::db::Database;
+
+const POSTGRES_SCHEMA: &str = include_str!("../../migrations/reporting/postgres.sql");
+const SQLITE_SCHEMA: &str = include_str!("../../migrations/reporting/sqlite.sql");
+
+/// PostgreSQL truncates longer identifiers, so a longer name would not be the one
+/// stored in the tenant row.
+const MAX_POSTGRES_NAME_BYTES: usize = 63;
+
+/// The reporting database of one tenant, whether or not it exists yet.
+#[derive(Debug, Clone)]
+pub(super) struct ReportingTarget {
+    /// The database name (PostgreSQL) or file name (SQLite).
+    pub name: String,
+    tenant_guid: Uuid,
+    place: Place,
+}
+
+#[derive(Debug, Clone)]
+enum Place {
+    Postgres { server: Box<PgConnectOptions> },
+    Sqlite { path: PathBuf },
+}
+
+impl ReportingTarget {
+    /// Names the reporting database of `tenant_guid` for the configuration database `db`.
+    pub(super) fn new(
+        db: &Database,
+        config: &ReportingConfig,
+        tenant_guid: Uuid,
+    ) -> Result<Self, ImportError> {
+        check_prefix(&config.name_prefix)?;
+        let base = format!("{}{}", config.name_prefix, tenant_guid.simple());
+        let (name, place) = match db {
+            Database::Postgres(pool) => {
+                let server: PgConnectOptions = match &config.server_url {
+                    Some(url) => url
+                        .parse()
+                        .map_err(|_| ImportError::InvalidReportingServer)?,
+                    None => pool.connect_options().as_ref().clone(),
+                };
+                check_postgres_name(&config.name_prefix, &base)?;
+                (
+                    base,
+                    Place::Postgres {
+                        server: Box::new(server),
+                    },
+                )
+            }
+            Database::Sqlite(pool) => {
+                let file = format!("{base}.db");
+                let config_file = pool.connect_options().get_filename().to_path_buf();
+                let folder = config_file.parent().map(PathBuf::from).unwrap_or_default();
+                let path = folder.join(&file);
+                (file, Place::Sqlite { path })
+            }
+        };
+        Ok(Self {
+            name,
+            tenant_guid,
+            place,
+        })
+    }
+
+    /// Makes sure a fresh reporting database exists: a leftover made by this
+    /// configuration database for this tenant is dropped and created again, and a
+    /// foreign database of that name is left alone and fails the call.
+    pub(super) async fn prepare(&self, database_id: Uuid) -> Result<(), ImportError> {
+        if self.exists().await? {
+            self.check_owner(database_id).await?;
+            tracing::info!(
+                reporting_database = self.name,
+                tenant_guid = %self.tenant_guid,
+                "replacing the reporting database left by an interrupted import"
+            );
+            self.remove().await?;
+        }
+        self.create(database_id).await
+    }
+
+    /// Drops the reporting database if it exists and this configuration database made
+    /// it for this tenant.
+    pub(super) async fn drop_if_owned(&self, database_id: Uuid) -> Result<(), ImportError> {
+        if !self.exists().await? {
+            return Ok(());
+        }
+        self.check_owner(database_id).await?;
+        self.remove().await
+    }
+
+    /// Removes the database or file, with no ownership check; used for the database
+    /// this import created itself.
+    pub(super) async fn remove(&self) -> Result<(), ImportError> {
+        match &self.place {
+            Place::Postgres { server } => {
+                let mut admin = PgConnection::connect_with(server).await?;
+                let statement =
+                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&self.name));
+                admin.execute(statement.as_str()).await?;
+                admin.close().await?;
+            }
+            Place::Sqlite { path } => {
+                for suffix in ["", "-journal", "-wal", "-shm"] {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(suffix);
+                    remove_file(PathBuf::from(name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn exists(&self) -> Result<bool, ImportError> {
+        match &self.place {
+            Place::Postgres { server } => {
+                let mut admin = PgConnection::connect_with(server).await?;
+                let exists = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+                )
+                .bind(&self.name)
+                .fetch_one(&mut admin)
+                .await?;
+                admin.close().await?;
+                Ok(exists)
+            }
+            Place::Sqlite { path } => Ok(path.exists()),
+        }
+    }
+
+    async fn check_owner(&self, database_id: Uuid) -> Result<(), ImportError> {
+        let expected = (self.tenant_guid, database_id);
+        if self.read_owner().await == Some(expected) {
+            return Ok(());
+        }
+        Err(ImportError::ForeignReportingDatabase {
+            name: self.name.clone(),
+        })
+    }
+
+    /// Returns the tenant GUID and configuration database id of the `reporting_meta`
+    /// row, or `None` when the database has no readable row.
+    async fn read_owner(&self) -> Option<(Uuid, Uuid)> {
+        match &self.place {
+            Place::Postgres { server } => {
+                let options = server.as_ref().clone().database(&self.name);
+                let mut conn = PgConnection::connect_with(&options).await.ok()?;
+                let row =
+                    sqlx::query_as("SELECT tenant_guid, config_database_id FROM reporting_meta")
+                        .fetch_one(&mut conn)
+                        .await
+                        .ok();
+                let _ = conn.close().await;
+                row
+            }
+            Place::Sqlite { path } => {
+                let options = SqliteConnectOptions::new().filename(path).read_only(true);
+                let mut conn = SqliteConnection::connect_with(&options).await.ok()?;
+                let row: Option<(String, String)> =
+                    sqlx::query_as("SELECT tenant_guid, config_database_id FROM reporting_meta")
+                        .fetch_one(&mut conn)
+                        .await
+                        .ok();
+                let _ = conn.close().await;
+                let (tenant, database) = row?;
+                Some((
+                    Uuid::parse_str(&tenant).ok()?,
+                    Uuid::parse_str(&database).ok()?,
+                ))
+            }
+        }
+    }
+
+    async fn create(&self, database_id: Uuid) -> Result<(), ImportError> {
+        match &self.place {
+            Place::Postgres { server } => {
+                let mut admin = PgConnection::connect_with(server).await?;
+                let statement = format!("CREATE DATABASE {}", quote(&self.name));
+                admin.execute(statement.as_str()).await?;
+                admin.close().await?;
+            }
+            Place::Sqlite { .. } => {}
+        }
+        if let Err(error) = self.write_schema(database_id).await {
+            self.remove().await?;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    async fn write_schema(&self, database_id: Uuid) -> Result<(), ImportError> {
+        match &self.place {
+            Place::Postgres { server } => {
+                let options = server.as_ref().clone().database(&self.name);
+                let mut conn = PgConnection::connect_with(&options).await?;
+                let mut tx = conn.begin().await?;
+                sqlx::raw_sql(POSTGRES_SCHEMA).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO reporting_meta (tenant_guid, config_database_id) VALUES ($1, $2)",
+                )
+                .bind(self.tenant_guid)
+                .bind(database_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                conn.close().await?;
+            }
+            Place::Sqlite { path } => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true);
+                let mut conn = SqliteConnection::connect_with(&options).await?;
+                let mut tx = conn.begin().await?;
+                sqlx::raw_sql(SQLITE_SCHEMA).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO reporting_meta (singleton, tenant_guid, config_database_id) \
+                     VALUES (1, ?1, ?2)",
+                )
+                .bind(self.tenant_guid.hyphenated().to_string())
+                .bind(database_id.hyphenated().to_string())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                conn.close().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Quotes a PostgreSQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Accepts prefixes of ASCII letters, digits, `_` and `-`, so the name is a plain file
+/// name on SQLite and needs no more than quoting on PostgreSQL.
+fn check_prefix(prefix: &str) -> Result<(), ImportError> {
+    let valid = prefix
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if valid {
+        return Ok(());
+    }
+    Err(ImportError::InvalidReportingPrefix {
+        prefix: prefix.to_owned(),
+        reason: "only ASCII letters, digits, '_' and '-' are allowed".to_owned(),
+    })
+}
+
+fn check_postgres_name(prefix: &str, name: &str) -> Result<(), ImportError> {
+    if name.len() <= MAX_POSTGRES_NAME_BYTES {
+        return Ok(());
+    }
+    Err(ImportError::InvalidReportingPrefix {
+        prefix: prefix.to_owned(),
+        reason: format!(
+            "with the 32-digit GUID the name has {} bytes, above PostgreSQL's maximum of \
+             {MAX_POSTGRES_NAME_BYTES}",
+            name.len()
+        ),
+    })
+}
+
+fn remove_file(path: PathBuf) -> Result<(), ImportError> {
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(ImportError::RemoveReportingFile { path, source }),
+    }
+}

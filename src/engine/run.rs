@@ -1,0 +1,372 @@
+//! The import flow: open the archive, replay a committed import id, take the lock,
+//! then write everything in one fenced transaction, and undo every step on failure.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+
+use super::journal::{self, Entry};
+use super::numbers::{self, NumbersResult};
+use super::objects::{self, StageError};
+use super::reporting::ReportingTarget;
+use super::tenant;
+use super::transaction::{Conn, ImportTx};
+use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberCounts, Outcome};
+use crate::archive::{Archive, ArchiveError, InvalidArchive};
+use crate::lock::{ImportLock, LockError};
+
+/// Why the transaction stopped before its commit: a verdict for the caller, or a
+/// failure. Either way the transaction is rolled back.
+enum Halt {
+    Verdict(Box<ImportReport>),
+    Failure(ImportError),
+}
+
+impl From<ImportError> for Halt {
+    fn from(error: ImportError) -> Self {
+        Self::Failure(error)
+    }
+}
+
+impl From<sqlx::Error> for Halt {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Failure(ImportError::Database(error))
+    }
+}
+
+/// Runs one import; see [`Engine::import`].
+pub(super) async fn import(
+    engine: &Engine,
+    request: &ImportRequest,
+    lock: &dyn ImportLock,
+) -> Result<ImportReport, ImportError> {
+    let archive = match open_archive(engine, request).await? {
+        Ok(archive) => Arc::new(archive),
+        Err(invalid) => return Ok(invalid_report(None, &invalid)),
+    };
+    let tenant = &archive.tenant.identity;
+    let span = tracing::info_span!("import", tenant_guid = %tenant.guid, tenant_url = tenant.url);
+    import_archive(engine, request, lock, archive.clone())
+        .instrument(span)
+        .await
+}
+
+async fn import_archive(
+    engine: &Engine,
+    request: &ImportRequest,
+    lock: &dyn ImportLock,
+    archive: Arc<Archive>,
+) -> Result<ImportReport, ImportError> {
+    if let Some(report) = replay_from_pool(engine, request, &archive).await? {
+        tracing::info!("import id already committed, returning the recorded report");
+        return Ok(report);
+    }
+
+    let guard = match lock.acquire(request.lock_timeout).await {
+        Ok(guard) => guard,
+        Err(error @ LockError::Timeout { .. }) => {
+            tracing::info!(error = %error, "import lock wait timed out");
+            return Ok(verdict(&archive, Outcome::LockTimeout, error.to_string()));
+        }
+        Err(error) => return Err(ImportError::Lock(error)),
+    };
+    let result = import_locked(engine, request, archive).await;
+    if let Err(error) = guard.release().await {
+        tracing::warn!(error = %error, "failed to release the import lock");
+    }
+    result
+}
+
+async fn import_locked(
+    engine: &Engine,
+    request: &ImportRequest,
+    archive: Arc<Archive>,
+) -> Result<ImportReport, ImportError> {
+    let mut tx = match ImportTx::begin(&engine.db, request.lock_timeout).await {
+        Ok(tx) => tx,
+        Err(error) if is_lock_timeout(&error) => {
+            let message = "timed out waiting for the import fence held by another import";
+            return Ok(verdict(&archive, Outcome::LockTimeout, message.to_owned()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let started_at = Utc::now();
+    let mut created = None;
+    match write(engine, &mut tx, request, &archive, started_at, &mut created).await {
+        Ok(report) => commit(tx, created, report).await,
+        Err(halt) => {
+            undo(tx, created).await;
+            match halt {
+                Halt::Verdict(report) => Ok(*report),
+                Halt::Failure(error) => Err(error),
+            }
+        }
+    }
+}
+
+/// Writes the whole import into `tx`. `created` receives the reporting database as
+/// soon as it exists, so a failure after that point can remove it.
+async fn write(
+    engine: &Engine,
+    tx: &mut ImportTx,
+    request: &ImportRequest,
+    archive: &Arc<Archive>,
+    started_at: DateTime<Utc>,
+    created: &mut Option<ReportingTarget>,
+) -> Result<ImportReport, Halt> {
+    if let Some(import_id) = &request.import_id
+        && let Some(report) = journal::find(tx.conn(), import_id, &archive.sha256).await?
+    {
+        return Err(Halt::Verdict(Box::new(report)));
+    }
+    check_tenant(tx.conn(), archive).await?;
+    let objects = write_objects(tx, archive).await?;
+    let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
+
+    let guid = archive.tenant.identity.guid;
+    let target = ReportingTarget::new(&engine.db, &engine.reporting, guid)?;
+    let info = engine
+        .db
+        .cluster_info()
+        .await
+        .map_err(ImportError::ClusterInfo)?;
+    target.prepare(info.database_id).await?;
+    let name = target.name.clone();
+    *created = Some(target);
+    tenant::set_reporting_database(tx.conn(), guid, &name).await?;
+
+    let report = imported_report(archive, objects, numbers, name);
+    let entry = Entry {
+        import_id: request.import_id.as_deref(),
+        tenant_guid: guid,
+        archive_sha256: &archive.sha256,
+        started_at,
+        finished_at: Utc::now(),
+        report: &report,
+    };
+    journal::insert(tx.conn(), &entry).await?;
+    Ok(report)
+}
+
+/// Stops with a conflict when the tenant's GUID, URL or name exists.
+async fn check_tenant(conn: Conn<'_>, archive: &Archive) -> Result<(), Halt> {
+    let collisions = tenant::collisions(conn, &archive.tenant.identity).await?;
+    if collisions.is_empty() {
+        return Ok(());
+    }
+    let message = tenant_conflict_message(&collisions);
+    let mut report = verdict(archive, Outcome::Conflict, message);
+    report.collisions = collisions;
+    Err(Halt::Verdict(Box::new(report)))
+}
+
+/// Stages, checks and inserts the objects, then the tenant row before them. Returns
+/// the number of objects.
+async fn write_objects(tx: &mut ImportTx, archive: &Arc<Archive>) -> Result<u64, Halt> {
+    match objects::stage(tx.conn(), archive.clone()).await {
+        Ok(_) => {}
+        Err(StageError::Invalid(invalid)) => {
+            return Err(Halt::Verdict(Box::new(invalid_report(
+                Some(archive),
+                &invalid,
+            ))));
+        }
+        Err(StageError::Failed(error)) => return Err(error.into()),
+    }
+    if let Some(duplicate) = objects::find_duplicate(tx.conn()).await? {
+        let message = format!(
+            "invalid archive: object GUID {} appears twice, at {} and at {}; \
+             object GUIDs must be unique across the archive",
+            duplicate.guid, duplicate.first, duplicate.second
+        );
+        return Err(Halt::Verdict(Box::new(verdict(
+            archive,
+            Outcome::Invalid,
+            message,
+        ))));
+    }
+    let existing = objects::collisions(tx.conn()).await?;
+    if !existing.is_empty() {
+        return Err(Halt::Verdict(Box::new(object_conflict(archive, existing))));
+    }
+    tenant::insert(tx.conn(), &archive.tenant).await?;
+    Ok(objects::insert(tx.conn(), archive.tenant.identity.guid).await?)
+}
+
+async fn commit(
+    tx: ImportTx,
+    created: Option<ReportingTarget>,
+    report: ImportReport,
+) -> Result<ImportReport, ImportError> {
+    if let Err(error) = tx.commit().await {
+        remove_reporting(created).await;
+        return Err(error.into());
+    }
+    tracing::info!(
+        objects = report.objects,
+        created = report.access_numbers.created,
+        assigned = report.access_numbers.assigned,
+        skipped = report.access_numbers.skipped,
+        "tenant imported"
+    );
+    Ok(report)
+}
+
+async fn undo(tx: ImportTx, created: Option<ReportingTarget>) {
+    if let Err(error) = tx.rollback().await {
+        tracing::warn!(error = %error, "failed to roll back the import transaction");
+    }
+    remove_reporting(created).await;
+}
+
+async fn remove_reporting(created: Option<ReportingTarget>) {
+    let Some(target) = created else {
+        return;
+    };
+    if let Err(error) = target.remove().await {
+        tracing::error!(
+            error = %error,
+            reporting_database = target.name,
+            "failed to remove the reporting database of a failed import; remove it by hand"
+        );
+    }
+}
+
+async fn open_archive(
+    engine: &Engine,
+    request: &ImportRequest,
+) -> Result<Result<Archive, InvalidArchive>, ImportError> {
+    let path = request.archive.clone();
+    let limits = engine.limits.clone();
+    let opened = tokio::task::spawn_blocking(move || Archive::open(&path, &limits))
+        .await
+        .map_err(|error| ImportError::Other(format!("the archive reader task failed: {error}")))?;
+    match opened {
+        Ok(archive) => Ok(Ok(archive)),
+        Err(ArchiveError::Invalid(invalid)) => Ok(Err(invalid)),
+        Err(error) => Err(ImportError::Archive(error)),
+    }
+}
+
+async fn replay_from_pool(
+    engine: &Engine,
+    request: &ImportRequest,
+    archive: &Archive,
+) -> Result<Option<ImportReport>, ImportError> {
+    let Some(import_id) = &request.import_id else {
+        return Ok(None);
+    };
+    match &engine.db {
+        crate::db::Database::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            journal::find(Conn::Postgres(&mut conn), import_id, &archive.sha256).await
+        }
+        crate::db::Database::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            journal::find(Conn::Sqlite(&mut conn), import_id, &archive.sha256).await
+        }
+    }
+}
+
+fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some("55P03"))
+}
+
+/// A report about `archive` with no writes.
+fn verdict(archive: &Archive, outcome: Outcome, message: String) -> ImportReport {
+    ImportReport {
+        outcome,
+        tenant: Some(archive.tenant.identity.clone()),
+        access_numbers: NumberCounts::default(),
+        skipped_ranges: Vec::new(),
+        reporting_database: None,
+        collisions: Vec::new(),
+        objects: 0,
+        format_version: Some(archive.format_version),
+        archive_sha256: Some(archive.sha256.clone()),
+        archive_size: Some(archive.size),
+        replayed: false,
+        message,
+    }
+}
+
+fn invalid_report(archive: Option<&Archive>, invalid: &InvalidArchive) -> ImportReport {
+    let message = format!("invalid archive: {invalid}");
+    match archive {
+        Some(archive) => verdict(archive, Outcome::Invalid, message),
+        None => ImportReport {
+            outcome: Outcome::Invalid,
+            tenant: None,
+            access_numbers: NumberCounts::default(),
+            skipped_ranges: Vec::new(),
+            reporting_database: None,
+            collisions: Vec::new(),
+            objects: 0,
+            format_version: None,
+            archive_sha256: None,
+            archive_size: None,
+            replayed: false,
+            message,
+        },
+    }
+}
+
+fn imported_report(
+    archive: &Archive,
+    objects: u64,
+    numbers: NumbersResult,
+    reporting_database: String,
+) -> ImportReport {
+    let counts = numbers.counts;
+    let message = format!(
+        "tenant {} imported: {objects} objects; access numbers {} created, {} assigned, {} skipped",
+        archive.tenant.identity.url, counts.created, counts.assigned, counts.skipped
+    );
+    let mut report = verdict(archive, Outcome::Imported, message);
+    report.objects = objects;
+    report.access_numbers = counts;
+    report.skipped_ranges = numbers.skipped_ranges;
+    report.reporting_database = Some(reporting_database);
+    report
+}
+
+fn tenant_conflict_message(collisions: &[Collision]) -> String {
+    let fields: Vec<&str> = collisions
+        .iter()
+        .filter_map(|collision| match collision {
+            Collision::TenantGuid => Some("GUID"),
+            Collision::TenantUrl => Some("URL"),
+            Collision::TenantName => Some("name"),
+            Collision::ObjectGuid { .. } => None,
+        })
+        .collect();
+    format!(
+        "a tenant with the same {} already exists in the target; nothing was written. \
+         Delete that tenant first or import into another cluster",
+        fields.join(" and ")
+    )
+}
+
+fn object_conflict(archive: &Archive, existing: Vec<uuid::Uuid>) -> ImportReport {
+    let listed = existing.len();
+    let more = if listed as i64 >= objects::MAX_LISTED_COLLISIONS {
+        " or more"
+    } else {
+        ""
+    };
+    let first = existing
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let message = format!(
+        "{listed}{more} object GUIDs of the archive already exist in the target, the first \
+         being {first}; nothing was written"
+    );
+    let mut report = verdict(archive, Outcome::Conflict, message);
+    report.collisions = existing
+        .into_iter()
+        .map(|guid| Collision::ObjectGuid { guid })
+        .collect();
+    report
+}
