@@ -10,7 +10,6 @@
   settings equal those of deploy/install.yaml.
 """
 
-import copy
 import json
 import re
 
@@ -20,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import CHART, REPO, load_documents
-from gotemplate import TemplateError, render_chart
+from gotemplate import TemplateError, merge_values, render_chart
 
 KUBERNETES_VERSION = "1.33.0"
 VALUES_ALL = REPO / "tests" / "packaging" / "values-all.yaml"
@@ -49,22 +48,13 @@ def default_values():
 
 def merged_values(overrides):
     """Merge overrides into values.yaml as `helm --values` does."""
-    values = default_values()
-    stack = [(values, overrides)]
-    while stack:
-        target, source = stack.pop()
-        for key, value in source.items():
-            if isinstance(value, dict) and isinstance(target.get(key), dict):
-                stack.append((target[key], value))
-            else:
-                target[key] = copy.deepcopy(value)
-    return values
+    return merge_values(default_values(), overrides)
 
 
 def strip_actions(text):
     """Replace template actions so the literal YAML of a template can be parsed.
 
-    A line that holds only actions is dropped: those are control actions (`if`, `end`,
+    A line that contains only actions is dropped: those are control actions (`if`, `end`,
     `with`, `range`, variables) or actions that emit whole YAML blocks (`include` or
     `toYaml` with `nindent`), which the real rendering checks cover. An action inside
     a line becomes the scalar TEMPLATE, so `replicas: {{ .Values.replicaCount }}`
