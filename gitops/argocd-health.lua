@@ -5,10 +5,13 @@
 --   LockTimeout             -> Progressing (the operator retries with backoff)
 --   Conflict, Invalid       -> Degraded (final until the spec or the re-run annotation changes)
 --   Failed                  -> Degraded (the operator retries, but a person usually has to act)
---   no outcome yet, a spec the operator has not seen, or Progressing=True -> Progressing
+--   no status yet, a spec generation or re-run request the operator has not processed,
+--   or an attempt running (Progressing=True with reason Importing) -> Progressing
 --
 -- Argo CD runs health checks in gopher-lua, which implements Lua 5.1, so this script
 -- uses nothing newer.
+
+local RERUN_ANNOTATION = "ccops.dev/rerun"
 
 local function find_condition(conditions, condition_type)
   if conditions == nil then
@@ -44,6 +47,14 @@ local function imported_message(status)
     tenant, numbers.created or 0, numbers.assigned or 0, numbers.skipped or 0)
 end
 
+local function rerun_pending(obj, status)
+  local annotations = obj.metadata and obj.metadata.annotations
+  if annotations == nil or annotations[RERUN_ANNOTATION] == nil then
+    return false
+  end
+  return annotations[RERUN_ANNOTATION] ~= status.observedRerun
+end
+
 local function assess(obj)
   local status = obj.status
   if status == nil then
@@ -55,11 +66,15 @@ local function assess(obj)
   if generation ~= nil and (observed == nil or observed < generation) then
     return "Progressing", "Waiting for the operator to process generation " .. tostring(generation)
   end
+  if rerun_pending(obj, status) then
+    return "Progressing", "Waiting for the operator to run the import again for " .. RERUN_ANNOTATION
+  end
 
   local conditions = status.conditions
   local ready = find_condition(conditions, "Ready")
   local progressing = find_condition(conditions, "Progressing")
-  if progressing ~= nil and progressing.status == "True" then
+  local running = progressing ~= nil and progressing.status == "True"
+  if running and progressing.reason == "Importing" then
     return "Progressing", message_of(progressing, "Import in progress")
   end
 
@@ -83,6 +98,9 @@ local function assess(obj)
 
   if ready ~= nil and ready.status == "True" then
     return "Healthy", message_of(ready, "Ready")
+  end
+  if running then
+    return "Progressing", message_of(progressing, "Import in progress")
   end
   return "Progressing", message_of(ready, "Waiting for the operator to report an outcome")
 end
