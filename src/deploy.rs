@@ -47,9 +47,10 @@ pub const RUN_AS_ID: i64 = 65532;
 /// archives are spooled.
 pub const TMP_DIR: &str = "/tmp";
 
-/// The size limit of the temporary directory: the default archive size limit (1 GiB)
-/// with room for a second spooled archive.
-pub const TMP_SIZE_LIMIT: &str = "2Gi";
+/// The size limit of the temporary directory. The controller spools up to four
+/// archives at once (its default `--concurrency`) of up to 1 GiB each (the default
+/// archive size limit), so 5 GiB leaves room to spare.
+pub const TMP_SIZE_LIMIT: &str = "5Gi";
 
 /// Seconds a stopping pod gets to let a running import commit or roll back.
 pub const TERMINATION_GRACE_SECONDS: i64 = 60;
