@@ -131,19 +131,15 @@ pub fn render_install_manifest(options: &InstallOptions) -> Result<String, Deplo
     Ok(documents.join("---\n"))
 }
 
-/// Returns the rules the operator needs where its TenantImports are: read and patch
-/// TenantImports and their status, read the Secrets they name, and publish Events.
+/// Returns the rules the operator needs where its TenantImports are: watch
+/// TenantImports, patch their status, read the Secrets they name, and publish Events
+/// through kube-runtime's recorder, which uses the `events.k8s.io` API.
 pub fn import_rules() -> Vec<PolicyRule> {
     vec![
-        rule(
-            "ccops.dev",
-            "tenantimports",
-            &["get", "list", "watch", "patch"],
-        ),
+        rule("ccops.dev", "tenantimports", &["get", "list", "watch"]),
         rule("ccops.dev", "tenantimports/status", &["patch"]),
         rule("", "secrets", &["get"]),
         rule("events.k8s.io", "events", &["create", "patch"]),
-        rule("", "events", &["create", "patch"]),
     ]
 }
 

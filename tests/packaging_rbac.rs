@@ -221,7 +221,7 @@ fn rules_permit_the_documented_calls() {
         call("patch", "ccops.dev", "tenantimports/status", Some("cc")),
         call("get", "", "secrets", Some("cc")),
         call("create", "events.k8s.io", "events", Some("cc")),
-        call("patch", "", "events", Some("cc")),
+        call("patch", "events.k8s.io", "events", Some("cc")),
         call(
             "update",
             "coordination.k8s.io",
@@ -251,6 +251,11 @@ fn rules_reject_calls_outside_the_grants() {
             call("delete", "ccops.dev", "tenantimports", Some("cc")),
             Grant::ClusterWide,
         ),
+        (
+            call("patch", "ccops.dev", "tenantimports", Some("cc")),
+            Grant::ClusterWide,
+        ),
+        (call("create", "", "events", Some("cc")), Grant::ClusterWide),
         (
             call("update", "ccops.dev", "tenantimports/status", Some("cc")),
             Grant::ClusterWide,

@@ -19,7 +19,6 @@ RESOURCES = {
     "Secret": ("", "secrets"),
     "Lease": ("coordination.k8s.io", "leases"),
     "Event": ("events.k8s.io", "events"),
-    "K8sEvent": ("", "events"),
 }
 
 
