@@ -69,6 +69,27 @@ pub struct InstallOptions {
     pub watch_namespace: Option<String>,
 }
 
+/// Options of `tenant-operator manifests`, which prints the install manifest.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManifestArgs {
+    /// Namespace of the operator's Deployment, ServiceAccount and Leases.
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+
+    /// Container image reference of the operator.
+    #[arg(long, default_value = DEFAULT_IMAGE)]
+    pub image: String,
+
+    /// Number of controller pods; one leads and the others stand by.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: i32,
+
+    /// The only namespace whose TenantImports are reconciled; without it every
+    /// namespace is watched and Secrets are readable cluster-wide.
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+}
+
 /// Errors of rendering the install manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -94,6 +115,28 @@ impl Default for InstallOptions {
             watch_namespace: None,
         }
     }
+}
+
+impl From<ManifestArgs> for InstallOptions {
+    fn from(args: ManifestArgs) -> Self {
+        Self {
+            namespace: args.namespace,
+            image: args.image,
+            replicas: args.replicas,
+            watch_namespace: args.watch_namespace,
+        }
+    }
+}
+
+/// Prints the install manifest for `tenant-operator manifests`.
+///
+/// # Errors
+///
+/// Returns [`DeployError::Encode`] when an object cannot be encoded as YAML.
+pub fn print_install_manifest(args: ManifestArgs) -> Result<(), DeployError> {
+    let manifest = render_install_manifest(&InstallOptions::from(args))?;
+    write_stdout(&manifest);
+    Ok(())
 }
 
 /// Renders the install manifest: one YAML document per object, separated by `---`.
@@ -163,6 +206,11 @@ pub fn common_labels() -> BTreeMap<String, String> {
             env!("CARGO_PKG_VERSION").to_owned(),
         ),
     ])
+}
+
+#[allow(clippy::print_stdout)]
+fn write_stdout(text: &str) {
+    print!("{text}");
 }
 
 fn encode<T: Serialize>(kind: &'static str, object: &T) -> Result<String, DeployError> {
@@ -479,6 +527,53 @@ mod tests {
                 (kind, namespace)
             })
             .collect()
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct ManifestCommand {
+        #[command(flatten)]
+        args: ManifestArgs,
+    }
+
+    #[test]
+    fn manifest_args_default_to_install_options() {
+        use clap::Parser;
+
+        let command = ManifestCommand::try_parse_from(["manifests"]).expect("no options");
+
+        assert_eq!(
+            InstallOptions::from(command.args),
+            InstallOptions::default()
+        );
+    }
+
+    #[test]
+    fn manifest_args_set_every_option() {
+        use clap::Parser;
+
+        let command = ManifestCommand::try_parse_from([
+            "manifests",
+            "--namespace=ops",
+            "--image=registry.example/tenant-operator:1.2.3",
+            "--replicas=2",
+            "--watch-namespace=contact-center",
+        ])
+        .expect("valid options");
+
+        let options = InstallOptions::from(command.args);
+        assert_eq!(options.namespace, "ops");
+        assert_eq!(options.image, "registry.example/tenant-operator:1.2.3");
+        assert_eq!(options.replicas, 2);
+        assert_eq!(options.watch_namespace.as_deref(), Some("contact-center"));
+    }
+
+    #[test]
+    fn manifest_args_reject_negative_replicas() {
+        use clap::Parser;
+
+        let parsed = ManifestCommand::try_parse_from(["manifests", "--replicas=-1"]);
+
+        assert!(parsed.is_err());
     }
 
     #[test]
