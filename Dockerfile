@@ -8,6 +8,8 @@
 
 ARG RUST_VERSION=1.95
 
+# The builder is Debian 12 (bookworm) like the runtime, so the binary needs no newer
+# glibc than the runtime image has.
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS builder
 WORKDIR /src
 
