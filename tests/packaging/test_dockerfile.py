@@ -56,6 +56,9 @@ def test_two_stages_with_distroless_runtime(parsed):
     assert len(stages) == 2
     assert stages[0].endswith(" AS builder")
     assert stages[1].startswith("gcr.io/distroless/cc")
+    # Both on Debian 12, so the binary links against the runtime's glibc version.
+    assert "bookworm" in stages[0]
+    assert "debian12" in stages[1]
 
 
 def test_runtime_user_is_not_root(parsed):
