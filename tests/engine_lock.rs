@@ -23,7 +23,10 @@ async fn lock_times_out_while_held() {
     for backend in BACKENDS {
         let (_test_db, db) = migrated(backend).await;
         let lock = db.standalone_lock();
-        let held = lock.acquire(Duration::from_secs(5)).await.expect("first acquire");
+        let held = lock
+            .acquire(Duration::from_secs(5))
+            .await
+            .expect("first acquire");
 
         let timeout = Duration::from_millis(400);
         let started = Instant::now();
@@ -34,7 +37,10 @@ async fn lock_times_out_while_held() {
             matches!(second, Err(LockError::Timeout { .. })),
             "{backend:?}: expected a timeout"
         );
-        assert!(waited >= timeout, "{backend:?}: gave up early after {waited:?}");
+        assert!(
+            waited >= timeout,
+            "{backend:?}: gave up early after {waited:?}"
+        );
         assert!(
             waited < timeout + Duration::from_secs(3),
             "{backend:?}: waited {waited:?}, far beyond the timeout"
@@ -63,7 +69,10 @@ async fn waiter_gets_lock_on_release() {
     for backend in BACKENDS {
         let (_test_db, db) = migrated(backend).await;
         let lock = db.standalone_lock();
-        let held = lock.acquire(Duration::from_secs(5)).await.expect("first acquire");
+        let held = lock
+            .acquire(Duration::from_secs(5))
+            .await
+            .expect("first acquire");
 
         let waiter_lock = lock.clone();
         let waiter = tokio::spawn(async move {
@@ -91,7 +100,10 @@ async fn dropped_guard_frees_lock() {
     for backend in BACKENDS {
         let (_test_db, db) = migrated(backend).await;
         let lock = db.standalone_lock();
-        let held = lock.acquire(Duration::from_secs(5)).await.expect("first acquire");
+        let held = lock
+            .acquire(Duration::from_secs(5))
+            .await
+            .expect("first acquire");
         drop(held);
 
         let again = lock.acquire(Duration::from_secs(10)).await;
@@ -104,9 +116,16 @@ async fn lock_is_per_database() {
     for backend in BACKENDS {
         let (_first_db, first) = migrated(backend).await;
         let (_second_db, second) = migrated(backend).await;
-        let held = first.standalone_lock().acquire(Duration::ZERO).await.expect("first");
+        let held = first
+            .standalone_lock()
+            .acquire(Duration::ZERO)
+            .await
+            .expect("first");
         let other = second.standalone_lock().acquire(Duration::ZERO).await;
-        assert!(other.is_ok(), "{backend:?}: another database's lock was blocked");
+        assert!(
+            other.is_ok(),
+            "{backend:?}: another database's lock was blocked"
+        );
         held.release().await.expect("release");
     }
 }
@@ -163,7 +182,10 @@ async fn wait_for_advisory_waiter(db: &Database) {
         if waiting {
             return;
         }
-        assert!(Instant::now() < deadline, "no session started waiting for the lock");
+        assert!(
+            Instant::now() < deadline,
+            "no session started waiting for the lock"
+        );
         tokio::task::yield_now().await;
     }
 }

@@ -174,6 +174,9 @@ pub struct TenantImportStatus {
     /// When the first attempt for the current generation and re-run value started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// When the latest attempt ended; retries are scheduled from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
     /// When a final outcome was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,

@@ -138,14 +138,14 @@ pub async fn fetch_archive(
     writer.flush().await.map_err(FetchError::Spool)?;
 
     let sha256 = hex::encode(hasher.finalize());
-    if let Some(expected) = &source.sha256 {
-        if !expected.eq_ignore_ascii_case(&sha256) {
-            return Err(FetchError::DigestMismatch {
-                url,
-                expected: expected.clone(),
-                actual: sha256,
-            });
-        }
+    if let Some(expected) = &source.sha256
+        && !expected.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(FetchError::DigestMismatch {
+            url,
+            expected: expected.clone(),
+            actual: sha256,
+        });
     }
     Ok(FetchedArchive {
         path: temp_path,

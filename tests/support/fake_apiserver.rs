@@ -611,10 +611,10 @@ fn create(state: &State, target: &Target, body: &[u8]) -> ApiResult {
         return Err(ApiError::new(409, "AlreadyExists", message));
     }
 
-    if target.resource.has_status {
-        if let Some(map) = object.as_object_mut() {
-            map.remove("status");
-        }
+    if target.resource.has_status
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("status");
     }
     object["apiVersion"] = json!(target.resource.api_version());
     object["kind"] = json!(target.resource.kind);
@@ -668,16 +668,16 @@ fn next_version(target: &Target, current: &Value, mut proposed: Value) -> Result
         .as_str()
         .map(str::to_owned);
     let current_version = current["metadata"]["resourceVersion"].as_str();
-    if let Some(sent) = &sent_version {
-        if Some(sent.as_str()) != current_version {
-            let message = format!(
-                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; \
-                 please apply your changes to the latest version and try again",
-                target.resource.key(),
-                current["metadata"]["name"].as_str().unwrap_or_default()
-            );
-            return Err(ApiError::new(409, "Conflict", message));
-        }
+    if let Some(sent) = &sent_version
+        && Some(sent.as_str()) != current_version
+    {
+        let message = format!(
+            "Operation cannot be fulfilled on {} \"{}\": the object has been modified; \
+             please apply your changes to the latest version and try again",
+            target.resource.key(),
+            current["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        return Err(ApiError::new(409, "Conflict", message));
     }
 
     let mut next = if target.subresource.is_some() {

@@ -93,7 +93,11 @@ impl TestDatabase {
                 let dir = self.dir.as_ref().expect("sqlite folder").path();
                 let mut names = Vec::new();
                 for entry in walk(dir) {
-                    let name = entry.file_name().unwrap_or_default().to_string_lossy().to_string();
+                    let name = entry
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string();
                     if name.starts_with(&self.reporting_prefix) {
                         names.push(name);
                     }
