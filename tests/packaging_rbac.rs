@@ -8,22 +8,37 @@
 //! `deploy::lease_rules()`, granted in the operator's namespace only. The Helm chart
 //! grants the same rules; tests/packaging/test_chart.py compares them.
 //!
-//! TODO: also run `tenant-operator run` against the fake API server once the controller
-//! is built, so that its TenantImport, Secret and Event calls are checked from the log
-//! as the Lease lock's calls are now.
+//! The controller tests need PostgreSQL and the sample archives (from
+//! `SAMPLE_ARCHIVES_DIR`, or the shared examples folder beside the repository), and
+//! skip with a message when the archives are absent.
+
+mod support;
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fake_apiserver::{FakeApiServer, RequestRecord};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use serde_json::json;
+use support::{Backend, TestDatabase};
 use tenant_operator::deploy::{import_rules, lease_rules};
 use tenant_operator::lock::{ImportLock, LockError};
+use tenant_operator::operator::crd::TenantImport;
 use tenant_operator::operator::lease::LeaseLock;
 
 const OPERATOR_NAMESPACE: &str = "tenant-operator";
+const IMPORT_NAMESPACE: &str = "contact-center";
+const TENANT_IMPORTS: &str = "tenantimports.ccops.dev";
+const WAIT: Duration = Duration::from_secs(60);
 
 /// One API call in the terms the API server's authorizer checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,4 +340,175 @@ async fn lease_lock_calls_are_permitted() {
     );
     assert_eq!(forbidden_calls(&server, Grant::ClusterWide), Vec::new());
     assert_eq!(forbidden_calls(&server, Grant::Namespace("cc")), Vec::new());
+}
+
+/// A `tenant-operator run` process against the fake API server, killed on drop.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    fn start(server: &FakeApiServer, db: &TestDatabase, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("operator folder");
+        let log = dir.path().join("operator.log");
+        let metrics_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tenant-operator"))
+            .arg("run")
+            .args(["--namespace", OPERATOR_NAMESPACE])
+            .args(["--holder-identity", "pod-a"])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--reporting-database-prefix", &db.reporting_prefix])
+            .args(extra)
+            .env("KUBECONFIG", server.kubeconfig_path())
+            .env_remove("POD_NAME")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("WATCH_NAMESPACE")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("operator log"))
+            .spawn()
+            .expect("start tenant-operator run");
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("---- operator log ----\n{log}");
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+fn sample_archives() -> Option<PathBuf> {
+    match std::env::var_os("SAMPLE_ARCHIVES_DIR") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => support::shared_examples(),
+    }
+}
+
+async fn create_secret(server: &FakeApiServer, name: &str, url: &str) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "url".to_owned(),
+            ByteString(url.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(server.client().await, IMPORT_NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create Secret");
+}
+
+async fn create_import(server: &FakeApiServer, name: &str, archive: &Path, secret: &str) {
+    let resource = json!({
+        "apiVersion": "ccops.dev/v1alpha1",
+        "kind": "TenantImport",
+        "metadata": {"name": name, "namespace": IMPORT_NAMESPACE},
+        "spec": {
+            "source": {"url": format!("file://{}", archive.display())},
+            "target": {"cluster": "eu-west", "databaseSecretRef": {"name": secret}},
+            "lockTimeoutSeconds": 5,
+        },
+    });
+    let resource: TenantImport = serde_json::from_value(resource).expect("valid TenantImport");
+    Api::<TenantImport>::namespaced(server.client().await, IMPORT_NAMESPACE)
+        .create(&PostParams::default(), &resource)
+        .await
+        .expect("create TenantImport");
+}
+
+/// Waits until the operator has written an outcome, any outcome, to a TenantImport.
+async fn wait_for_outcome(server: &FakeApiServer, name: &str) {
+    let what = format!("an outcome on TenantImport {name}");
+    server
+        .wait_for(TENANT_IMPORTS, WAIT, &what, |imports| {
+            imports
+                .iter()
+                .find(|ti| ti["metadata"]["name"] == name && ti["status"]["outcome"].is_string())
+                .map(|_| ())
+        })
+        .await;
+}
+
+/// Runs the controller through two attempts, one with its Secret and one whose Secret
+/// is missing, then returns the calls the rules do not permit under `grant`. Any
+/// outcome will do, because the RBAC check is about the calls an attempt makes.
+async fn controller_calls(grant: Grant<'_>, extra: &[&str]) -> Option<Vec<ApiCall>> {
+    let examples = sample_archives()?;
+    let server = FakeApiServer::start().await;
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let acme = examples.join("acme-v3.zip");
+    let globex = examples.join("globex-v2.zip");
+    create_secret(&server, "configdb", &db.url).await;
+    create_import(&server, "acme", &acme, "configdb").await;
+    create_import(&server, "globex", &globex, "missing").await;
+    // The log so far contains the test's own set-up calls, and the operator's follow.
+    let setup_calls = server.requests().len();
+
+    let _operator = Operator::start(&server, &db, extra);
+    wait_for_outcome(&server, "acme").await;
+    wait_for_outcome(&server, "globex").await;
+
+    let calls: Vec<ApiCall> = server.requests()[setup_calls..]
+        .iter()
+        .filter_map(api_call)
+        .collect();
+    for (resource, verb) in [
+        ("tenantimports", "watch"),
+        ("tenantimports/status", "patch"),
+        ("secrets", "get"),
+        ("events", "create"),
+        ("leases", "create"),
+    ] {
+        assert!(
+            calls
+                .iter()
+                .any(|call| call.resource == resource && call.verb == verb),
+            "the controller made no {verb} call on {resource}: {calls:?}"
+        );
+    }
+    let forbidden = calls
+        .into_iter()
+        .filter(|call| !permitted(call, grant))
+        .collect();
+    Some(forbidden)
+}
+
+#[tokio::test]
+async fn controller_calls_are_permitted_cluster_wide() {
+    let Some(forbidden) = controller_calls(Grant::ClusterWide, &[]).await else {
+        return;
+    };
+
+    assert_eq!(forbidden, Vec::new());
+}
+
+#[tokio::test]
+async fn controller_calls_are_permitted_in_watched_namespace() {
+    let grant = Grant::Namespace(IMPORT_NAMESPACE);
+    let extra = ["--watch-namespace", IMPORT_NAMESPACE];
+    let Some(forbidden) = controller_calls(grant, &extra).await else {
+        return;
+    };
+
+    assert_eq!(forbidden, Vec::new());
 }
