@@ -195,7 +195,7 @@ class Renderer:
         self.templates = {}
         for path in sorted((chart_dir / "templates").iterdir()):
             nodes = parse(tokenize(path.read_text(encoding="utf-8")), self.defines)
-            if path.suffix == ".yaml":
+            if not path.name.startswith("_"):
                 self.templates[path.name] = nodes
 
     def render_all(self):

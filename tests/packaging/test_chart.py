@@ -73,6 +73,8 @@ def strip_actions(text):
 def rendered_objects(overrides=None):
     objects = []
     for name, text in render_chart(CHART, overrides).items():
+        if not name.endswith(".yaml"):
+            continue
         for document in yaml.safe_load_all(text):
             if document is not None:
                 objects.append(document)
@@ -273,3 +275,32 @@ FAILING_VALUES = [
 def test_templates_fail_on_inconsistent_values(overrides):
     with pytest.raises(TemplateError):
         render_chart(CHART, overrides)
+
+
+def test_chart_controller_matches_install_manifest(install_documents):
+    chart_pod = find(rendered_objects(), "Deployment")["spec"]["template"]["spec"]
+    manifest = next(d for d in install_documents if d["kind"] == "Deployment")
+    manifest_pod = manifest["spec"]["template"]["spec"]
+    chart = chart_pod["containers"][0]
+    expected = manifest_pod["containers"][0]
+
+    for field in ["args", "ports", "livenessProbe", "readinessProbe", "resources", "volumeMounts"]:
+        assert chart[field] == expected[field], field
+    expected_env = [env["name"] for env in expected["env"]]
+    chart_env = [env["name"] for env in chart["env"]]
+    assert set(expected_env) <= set(chart_env)
+    assert chart_pod["volumes"] == manifest_pod["volumes"]
+    assert chart_pod["terminationGracePeriodSeconds"] == manifest_pod["terminationGracePeriodSeconds"]
+
+
+@pytest.mark.parametrize("values_name", ["default", "all-options"])
+def test_notes_render(values_name):
+    overrides = load_yaml(VALUES_ALL) if values_name == "all-options" else None
+
+    notes = render_chart(CHART, overrides)["NOTES.txt"]
+
+    assert "tenant-operator" in notes
+    assert "helm show crds" in notes
+    if values_name == "all-options":
+        assert "contact-center only" in notes
+        assert "tenant-operator-shim" in notes
