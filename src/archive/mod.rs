@@ -6,13 +6,26 @@
 //! [`Archive::for_each_object_batch`] then streams the objects again, in batches, for
 //! the import engine. Older formats are upgraded to [`crate::model`] while reading.
 
+mod entry;
+mod json;
 mod limits;
+mod v1;
+mod v2;
+mod v3;
+mod values;
+pub mod writer;
 
+pub use entry::RATIO_CHECK_MIN_BYTES;
 pub use limits::Limits;
+pub use values::{MAX_OBJECT_NAME_CHARS, MAX_OBJECT_TYPE_CHARS};
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+use serde_json::Value;
+
 use crate::model::{ConfigObject, NumberRange, TenantRecord};
+use entry::{Contents, EntryReader, Zip, invalid_archive, invalid_file};
 
 /// The newest archive format this reader understands.
 pub const CURRENT_FORMAT_VERSION: u32 = 3;
@@ -110,6 +123,46 @@ pub struct Archive {
     /// Counts found by the validation pass.
     pub summary: ArchiveSummary,
     limits: Limits,
+    layout: Layout,
+}
+
+/// What a format reader found out while reading the small files.
+pub(crate) struct Header {
+    tenant: TenantRecord,
+    ranges: Vec<NumberRange>,
+    range_locations: Vec<Location>,
+    layout: Layout,
+}
+
+/// Where the objects of an archive are, per format version.
+#[derive(Debug, Clone)]
+enum Layout {
+    V1,
+    V2,
+    V3(v3::Layout),
+}
+
+/// Why streaming objects stopped.
+enum Stop<E> {
+    Invalid(InvalidArchive),
+    Sink(E),
+}
+
+/// `manifest.json` of formats 2 and 3, before its fields are checked.
+#[derive(Debug, Deserialize)]
+struct RawManifest {
+    #[serde(rename = "formatVersion")]
+    format_version: Option<Value>,
+    #[serde(rename = "schemaVersion")]
+    schema_version: Option<Value>,
+    tenant: Option<values::RawIdentity>,
+    files: Option<Vec<v3::RawListedFile>>,
+}
+
+/// Where the format version was found.
+enum Detected {
+    Manifest(RawManifest),
+    Properties(v1::Properties),
 }
 
 impl std::fmt::Display for Location {
@@ -133,15 +186,49 @@ impl std::fmt::Display for Location {
 }
 
 impl Archive {
-    /// Opens and validates the archive at `path`.
+    /// Opens and validates the archive at `path`: ZIP structure and limits, format and
+    /// schema version, tenant, access numbers, every object, and the checksums.
     ///
     /// # Errors
     ///
     /// Returns [`ArchiveError::Invalid`] for any broken rule or exceeded limit, and
     /// [`ArchiveError::Io`] when the file cannot be read.
     pub fn open(path: &Path, limits: &Limits) -> Result<Self, ArchiveError> {
-        let _ = (path, limits);
-        unimplemented!("archive reader")
+        let (mut zip, contents, digest) = entry::open_zip(path, limits)?;
+        let (format_version, schema_version, header) = read_header(&mut zip, &contents, limits)?;
+
+        let summary = ArchiveSummary {
+            objects: 0,
+            ranges: header.ranges.len() as u64,
+            numbers: header.ranges.iter().map(|range| range.len() as u64).sum(),
+        };
+        let mut archive = Self {
+            path: path.to_owned(),
+            format_version,
+            schema_version,
+            sha256: digest.sha256,
+            size: digest.size,
+            tenant: header.tenant,
+            ranges: header.ranges,
+            summary,
+            limits: limits.clone(),
+            layout: header.layout,
+        };
+
+        let mut objects = 0_u64;
+        archive.walk_in(
+            &mut zip,
+            &contents,
+            &mut |_object: LocatedObject| -> Result<(), ArchiveError> {
+                objects += 1;
+                Ok(())
+            },
+        )?;
+        archive.summary.objects = objects;
+        if let Layout::V3(layout) = &archive.layout {
+            layout.verify_other_files(&mut zip, &contents)?;
+        }
+        Ok(archive)
     }
 
     /// Streams every object of the archive to `sink` in batches of at most
@@ -160,7 +247,216 @@ impl Archive {
     where
         E: From<ArchiveError>,
     {
-        let _ = (batch_size, &mut sink, &self.limits);
-        unimplemented!("archive reader")
+        let batch_size = batch_size.max(1);
+        let mut batch = Vec::with_capacity(batch_size.min(4096));
+        self.walk(&mut |object: LocatedObject| -> Result<(), E> {
+            batch.push(object);
+            if batch.len() >= batch_size {
+                sink(std::mem::take(&mut batch))?;
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            sink(batch)?;
+        }
+        Ok(())
     }
+
+    /// Reopens the archive, checks that it is the file that was validated and that its
+    /// structure still holds, and passes every object to `sink`, one at a time.
+    fn walk<E: From<ArchiveError>>(
+        &self,
+        sink: &mut dyn FnMut(LocatedObject) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (mut zip, contents, digest) = entry::open_zip(&self.path, &self.limits)?;
+        if digest.sha256 != self.sha256 {
+            let changed = invalid_archive(format!(
+                "archive file changed since it was validated: its SHA-256 is now {}, not {}; import it again",
+                digest.sha256, self.sha256
+            ));
+            return Err(E::from(ArchiveError::Invalid(changed)));
+        }
+        self.walk_in(&mut zip, &contents, sink)
+    }
+
+    /// Passes every object of an open archive to `sink`, one at a time.
+    fn walk_in<E: From<ArchiveError>>(
+        &self,
+        zip: &mut Zip,
+        contents: &Contents,
+        sink: &mut dyn FnMut(LocatedObject) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let result = match &self.layout {
+            Layout::V1 => v1::walk_objects(zip, contents, &self.limits, sink),
+            Layout::V2 => v2::walk_objects(zip, contents, &self.limits, sink),
+            Layout::V3(layout) => layout.walk_objects(zip, contents, &self.limits, sink),
+        };
+        result.map_err(|stop| match stop {
+            Stop::Invalid(invalid) => E::from(ArchiveError::Invalid(invalid)),
+            Stop::Sink(error) => error,
+        })
+    }
+}
+
+impl<E> From<InvalidArchive> for Stop<E> {
+    fn from(invalid: InvalidArchive) -> Self {
+        Self::Invalid(invalid)
+    }
+}
+
+/// Detects the format, checks the schema version and reads tenant and ranges.
+fn read_header(
+    zip: &mut Zip,
+    contents: &Contents,
+    limits: &Limits,
+) -> Result<(u32, u32, Header), InvalidArchive> {
+    let (format_version, schema_version, header) = match detect(zip, contents, limits)? {
+        Detected::Manifest(manifest) => {
+            let format = version_field(manifest.format_version.as_ref(), "formatVersion")?;
+            check_format(format, "manifest.json", "formatVersion")?;
+            let schema = version_field(manifest.schema_version.as_ref(), "schemaVersion")?;
+            check_schema(format, schema, "manifest.json", "schemaVersion")?;
+            let header = match format {
+                2 => v2::read_header(zip, contents, manifest, limits)?,
+                3 => v3::read_header(zip, contents, manifest, limits)?,
+                _ => {
+                    let properties = v1::Properties::read(zip, contents, limits)?;
+                    v1::read_header(zip, contents, &properties, limits)?
+                }
+            };
+            (format, schema, header)
+        }
+        Detected::Properties(properties) => {
+            let format = properties.format_version()?;
+            check_format(format, v1::PROPERTIES, "format.version")?;
+            if format != 1 {
+                return Err(invalid_archive(format!(
+                    "format {format} archives need manifest.json, which is missing"
+                )));
+            }
+            let schema = properties.schema_version()?;
+            check_schema(format, schema, v1::PROPERTIES, "schema.version")?;
+            (
+                format,
+                schema,
+                v1::read_header(zip, contents, &properties, limits)?,
+            )
+        }
+    };
+
+    if let Some((first, second)) = values::find_overlap(&header.ranges) {
+        let (left, right) = (&header.ranges[first], &header.ranges[second]);
+        return Err(InvalidArchive {
+            location: header.range_locations[second].clone(),
+            problem: format!(
+                "range {}-{} overlaps range {}-{} at {}; ranges of one archive must not share numbers",
+                right.first, right.last, left.first, left.last, header.range_locations[first]
+            ),
+        });
+    }
+    Ok((format_version, schema_version, header))
+}
+
+/// Finds the format version: from manifest.json when it has one, else from
+/// export.properties.
+fn detect(zip: &mut Zip, contents: &Contents, limits: &Limits) -> Result<Detected, InvalidArchive> {
+    if let Some(info) = contents.get("manifest.json") {
+        let mut reader = EntryReader::open(zip, info)?;
+        let manifest: RawManifest = json::read_document(&mut reader, limits.max_json_depth)?;
+        reader.finish()?;
+        if manifest.format_version.is_some() || !contents.contains(v1::PROPERTIES) {
+            return Ok(Detected::Manifest(manifest));
+        }
+    }
+    if contents.contains(v1::PROPERTIES) {
+        return Ok(Detected::Properties(v1::Properties::read(
+            zip, contents, limits,
+        )?));
+    }
+    Err(invalid_archive(
+        "manifest.json and export.properties are both missing; this is not a tenant archive"
+            .to_owned(),
+    ))
+}
+
+fn version_field(value: Option<&Value>, field: &str) -> Result<u32, InvalidArchive> {
+    let problem = match value {
+        None | Some(Value::Null) => "field is missing".to_owned(),
+        Some(Value::Number(number)) => match number.as_u64().map(u32::try_from) {
+            Some(Ok(version)) => return Ok(version),
+            _ => format!("{number} is not a valid version; expected a positive integer"),
+        },
+        Some(other) => format!("expected an integer, found {}", values::kind(other)),
+    };
+    Err(field_problem("manifest.json", None, field, problem))
+}
+
+fn check_format(format: u32, file: &str, field: &str) -> Result<(), InvalidArchive> {
+    if (1..=CURRENT_FORMAT_VERSION).contains(&format) {
+        return Ok(());
+    }
+    let problem = if format > CURRENT_FORMAT_VERSION {
+        format!(
+            "format version {format} is newer than {CURRENT_FORMAT_VERSION}, the newest this tenant-operator reads; upgrade tenant-operator"
+        )
+    } else {
+        format!("format version {format} is invalid; expected 1 to {CURRENT_FORMAT_VERSION}")
+    };
+    Err(field_problem(file, None, field, problem))
+}
+
+/// Checks that the schema version fits the format and is not newer than this cluster's.
+fn check_schema(format: u32, schema: u32, file: &str, field: &str) -> Result<(), InvalidArchive> {
+    let cluster = crate::db::SCHEMA_VERSION;
+    let (low, high) = match format {
+        1 => (1, 7),
+        2 => (8, 11),
+        _ => (12, u32::MAX),
+    };
+    let problem = if schema > cluster && schema >= low {
+        format!(
+            "schema version {schema} is newer than this cluster's {cluster}; import the archive into a cluster of schema {schema} or later"
+        )
+    } else if schema < low || schema > high {
+        let span = if high == u32::MAX {
+            format!("{low} or later")
+        } else {
+            format!("{low} to {high}")
+        };
+        format!("schema version {schema} does not fit format {format}, which expects {span}")
+    } else {
+        return Ok(());
+    };
+    Err(field_problem(file, None, field, problem))
+}
+
+/// Builds a problem located at a field of a file.
+pub(crate) fn field_problem(
+    file: &str,
+    line: Option<u64>,
+    field: impl Into<String>,
+    problem: impl Into<String>,
+) -> InvalidArchive {
+    InvalidArchive {
+        location: Location::Field {
+            file: file.to_owned(),
+            line,
+            field: field.into(),
+        },
+        problem: problem.into(),
+    }
+}
+
+/// Requires an entry, naming the format that needs it when it is missing.
+pub(crate) fn require<'a>(
+    contents: &'a Contents,
+    name: &str,
+    format: u32,
+) -> Result<&'a entry::EntryInfo, InvalidArchive> {
+    contents.get(name).ok_or_else(|| {
+        invalid_file(
+            name,
+            format!("required file is missing; format {format} archives must contain it"),
+        )
+    })
 }

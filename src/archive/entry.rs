@@ -1,0 +1,498 @@
+//! ZIP structure checks, made from the central directory before anything is
+//! decompressed, and the entry reader that counts, limits and hashes what it reads.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use zip::{CompressionMethod, ZipArchive};
+
+use super::{ArchiveError, InvalidArchive, Limits, Location};
+
+/// Entries smaller than this are not held to the compression ratio limit, because a
+/// small, repetitive file can legitimately compress far better than a large one. The
+/// per-entry and total size limits still bound them.
+pub const RATIO_CHECK_MIN_BYTES: u64 = 64 * 1024;
+
+/// Maximum length of an entry name, in bytes; tenant archives use short names.
+pub const MAX_ENTRY_NAME_BYTES: usize = 1024;
+
+/// Signatures that start a ZIP file: local file header, empty archive, spanned archive.
+const ZIP_SIGNATURES: [[u8; 4]; 3] = [*b"PK\x03\x04", *b"PK\x05\x06", *b"PK\x07\x08"];
+
+/// The ZIP archive type every reader works on.
+pub(crate) type Zip = ZipArchive<BufReader<File>>;
+
+/// One checked entry of the central directory.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryInfo {
+    /// Entry name as stored.
+    pub name: String,
+    /// Index in the central directory.
+    pub index: usize,
+    /// Declared uncompressed size.
+    pub size: u64,
+}
+
+/// The checked entries of an archive, by name.
+#[derive(Debug, Default)]
+pub(crate) struct Contents {
+    /// Every file entry (directories left out), in central-directory order.
+    pub entries: Vec<EntryInfo>,
+    by_name: HashMap<String, usize>,
+}
+
+/// Reader of one entry that hashes what it reads and stops with an [`InvalidArchive`]
+/// when the entry contains more bytes than its header declares or fails to decompress.
+pub(crate) struct EntryReader<'a> {
+    inner: zip::read::ZipFile<'a, BufReader<File>>,
+    name: String,
+    declared: u64,
+    read: u64,
+    hasher: Sha256,
+    failure: Option<InvalidArchive>,
+}
+
+/// Size and SHA-256 of an entry that was read to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EntryDigest {
+    /// Bytes read.
+    pub size: u64,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+impl Contents {
+    /// Returns the entry with exactly this name.
+    pub fn get(&self, name: &str) -> Option<&EntryInfo> {
+        self.by_name
+            .get(name)
+            .map(|position| &self.entries[*position])
+    }
+
+    /// Returns whether an entry with exactly this name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+}
+
+impl<'a> EntryReader<'a> {
+    /// Opens the entry for reading.
+    pub fn open(zip: &'a mut Zip, entry: &EntryInfo) -> Result<Self, InvalidArchive> {
+        let inner = zip.by_index(entry.index).map_err(|error| {
+            invalid_file(
+                &entry.name,
+                format!("entry cannot be read: {error}; the archive is corrupted"),
+            )
+        })?;
+        Ok(Self {
+            inner,
+            name: entry.name.clone(),
+            declared: entry.size,
+            read: 0,
+            hasher: Sha256::new(),
+            failure: None,
+        })
+    }
+
+    /// Returns the entry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Takes the problem that stopped reading, if there was one.
+    pub fn take_failure(&mut self) -> Option<InvalidArchive> {
+        self.failure.take()
+    }
+
+    /// Reads the rest of the entry, so its CRC is checked and its digest covers every
+    /// byte, and returns the digest.
+    pub fn finish(mut self) -> Result<EntryDigest, InvalidArchive> {
+        let drained = io::copy(&mut self, &mut io::sink());
+        if let Err(error) = drained {
+            return Err(self.take_failure().unwrap_or_else(|| {
+                invalid_file(&self.name, format!("entry cannot be read: {error}"))
+            }));
+        }
+        Ok(EntryDigest {
+            size: self.read,
+            sha256: hex::encode(self.hasher.finalize_reset()),
+        })
+    }
+
+    fn fail(&mut self, problem: String) -> io::Error {
+        let error = io::Error::new(io::ErrorKind::InvalidData, problem.clone());
+        self.failure = Some(invalid_file(&self.name, problem));
+        error
+    }
+}
+
+impl Read for EntryReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if let Some(failure) = &self.failure {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                failure.problem.clone(),
+            ));
+        }
+        let count = match self.inner.read(buffer) {
+            Ok(count) => count,
+            Err(error) => {
+                return Err(self.fail(format!(
+                    "entry cannot be decompressed: {error}; the archive is corrupted"
+                )));
+            }
+        };
+        self.read += count as u64;
+        if self.read > self.declared {
+            return Err(self.fail(format!(
+                "entry holds more than the {} bytes its ZIP header declares; the archive is corrupted or crafted",
+                self.declared
+            )));
+        }
+        self.hasher.update(&buffer[..count]);
+        Ok(count)
+    }
+}
+
+/// Opens the ZIP file at `path`, hashes it and checks its structure against `limits`.
+/// The hash and the ZIP reader use the same open file, so the digest describes the
+/// bytes that are read even when the path is replaced meanwhile.
+pub(crate) fn open_zip(
+    path: &Path,
+    limits: &Limits,
+) -> Result<(Zip, Contents, EntryDigest), ArchiveError> {
+    let io_error = |source| ArchiveError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    if size > limits.max_archive_bytes {
+        return Err(invalid_archive(format!(
+            "archive file is {size} bytes, more than the limit of {} bytes (--archive-max-bytes)",
+            limits.max_archive_bytes
+        ))
+        .into());
+    }
+
+    let digest = hash_file(&mut file).map_err(io_error)?;
+    let mut reader = BufReader::new(file);
+    if let Some(count) = declared_entry_count(&mut reader, size)
+        && count > limits.max_entries
+    {
+        return Err(too_many_entries(count, limits).into());
+    }
+    let mut zip = ZipArchive::new(reader).map_err(|error| {
+        invalid_archive(format!(
+            "not a readable ZIP file: {error}; the central directory is missing, truncated or corrupted"
+        ))
+    })?;
+    let contents = check_structure(&mut zip, limits)?;
+    check_nested_archives(&mut zip, &contents)?;
+    Ok((zip, contents, digest))
+}
+
+/// Computes the size and SHA-256 of a whole file, and rewinds it.
+fn hash_file(file: &mut File) -> io::Result<EntryDigest> {
+    let mut hasher = Sha256::new();
+    let size = io::copy(
+        &mut BufReader::with_capacity(64 * 1024, &mut *file),
+        &mut hasher,
+    )?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(EntryDigest {
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+fn check_structure(zip: &mut Zip, limits: &Limits) -> Result<Contents, InvalidArchive> {
+    let count = zip.len() as u64;
+    if count > limits.max_entries {
+        return Err(too_many_entries(count, limits));
+    }
+
+    let mut contents = Contents::default();
+    let mut folded_names: HashMap<String, String> = HashMap::new();
+    let mut total: u64 = 0;
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(|error| {
+            invalid_archive(format!(
+                "central directory entry {index} cannot be read: {error}"
+            ))
+        })?;
+        let name = std::str::from_utf8(entry.name_raw())
+            .map_err(|_| {
+                invalid_archive(format!(
+                    "entry name {:?} is not valid UTF-8",
+                    String::from_utf8_lossy(entry.name_raw())
+                ))
+            })?
+            .to_owned();
+        let is_dir = entry.is_dir();
+        check_entry_name(&name, is_dir)?;
+
+        let folded = name.to_lowercase();
+        if let Some(other) = folded_names.insert(folded, name.clone()) {
+            return Err(invalid_file(
+                &name,
+                format!(
+                    "entry name appears twice (also as {:?}); names must be unique without regard to case",
+                    crate::model::truncate_for_message(&other)
+                ),
+            ));
+        }
+        if entry.is_symlink() {
+            return Err(invalid_file(
+                &name,
+                "entry is a symbolic link; archives must hold regular files only".to_owned(),
+            ));
+        }
+        if entry.encrypted() {
+            return Err(invalid_file(
+                &name,
+                "entry is encrypted; archives must not be encrypted".to_owned(),
+            ));
+        }
+        let method = entry.compression();
+        if method != CompressionMethod::Stored && method != CompressionMethod::Deflated {
+            return Err(invalid_file(
+                &name,
+                format!(
+                    "entry uses compression method {method}; only stored and deflate are allowed"
+                ),
+            ));
+        }
+        if is_nested_archive_name(&name) {
+            return Err(invalid_file(
+                &name,
+                "entry is a nested archive; archives must not contain .zip or .jar files"
+                    .to_owned(),
+            ));
+        }
+
+        let size = entry.size();
+        let compressed = entry.compressed_size();
+        check_entry_size(&name, size, compressed, limits)?;
+        total = total.saturating_add(size);
+        if total > limits.max_total_uncompressed_bytes {
+            return Err(invalid_archive(format!(
+                "entries declare more than the limit of {} uncompressed bytes in total (--archive-max-uncompressed-bytes)",
+                limits.max_total_uncompressed_bytes
+            )));
+        }
+
+        if !is_dir {
+            contents
+                .by_name
+                .insert(name.clone(), contents.entries.len());
+            contents.entries.push(EntryInfo { name, index, size });
+        }
+    }
+    Ok(contents)
+}
+
+fn too_many_entries(count: u64, limits: &Limits) -> InvalidArchive {
+    invalid_archive(format!(
+        "archive has {count} entries, more than the limit of {} (--archive-max-entries)",
+        limits.max_entries
+    ))
+}
+
+/// Reads the entry count that the end of central directory record declares, so an
+/// archive of millions of tiny entries is rejected before the ZIP library builds an
+/// index of them. Returns `None` when the record is not found; the ZIP library then
+/// reports the archive as unreadable.
+fn declared_entry_count<R: Read + Seek>(reader: &mut R, size: u64) -> Option<u64> {
+    // The record is 22 bytes plus a comment of at most 65535 bytes, at the very end.
+    const RECORD: u64 = 22;
+    let tail_len = size.min(RECORD + u64::from(u16::MAX));
+    reader.seek(SeekFrom::Start(size - tail_len)).ok()?;
+    let mut tail = vec![0_u8; usize::try_from(tail_len).ok()?];
+    reader.read_exact(&mut tail).ok()?;
+    let start = (0..tail.len().saturating_sub(RECORD as usize - 1))
+        .rev()
+        .find(|&at| tail[at..].starts_with(b"PK\x05\x06"))?;
+    let count = u64::from(u16::from_le_bytes([tail[start + 10], tail[start + 11]]));
+
+    // A ZIP64 archive keeps the real count in the ZIP64 record, which the 20-byte
+    // locator just before the classic record points to.
+    let locator = start.checked_sub(20)?;
+    if !tail[locator..].starts_with(b"PK\x06\x07") {
+        return Some(count);
+    }
+    let mut offset = [0_u8; 8];
+    offset.copy_from_slice(&tail[locator + 8..locator + 16]);
+    reader
+        .seek(SeekFrom::Start(u64::from_le_bytes(offset)))
+        .ok()?;
+    let mut record = [0_u8; 40];
+    reader.read_exact(&mut record).ok()?;
+    if !record.starts_with(b"PK\x06\x06") {
+        return Some(count);
+    }
+    let mut total = [0_u8; 8];
+    total.copy_from_slice(&record[32..40]);
+    Some(u64::from_le_bytes(total).max(count))
+}
+
+fn check_entry_size(
+    name: &str,
+    size: u64,
+    compressed: u64,
+    limits: &Limits,
+) -> Result<(), InvalidArchive> {
+    if size > limits.max_entry_bytes {
+        return Err(invalid_file(
+            name,
+            format!(
+                "entry declares {size} uncompressed bytes, more than the limit of {} (--archive-max-entry-bytes)",
+                limits.max_entry_bytes
+            ),
+        ));
+    }
+    if size >= RATIO_CHECK_MIN_BYTES
+        && size > compressed.saturating_mul(limits.max_compression_ratio)
+    {
+        return Err(invalid_file(
+            name,
+            format!(
+                "entry compresses {compressed} bytes to {size}, a ratio above the limit of {} (--archive-max-compression-ratio); this looks like a zip bomb",
+                limits.max_compression_ratio
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one entry name: relative, `/` separators, no `..` or empty segment, no
+/// backslash, drive letter or control character. Directory entries may end in `/`.
+pub(crate) fn check_entry_name(name: &str, is_dir: bool) -> Result<(), InvalidArchive> {
+    let reject = |problem: &str| {
+        Err(invalid_archive(format!(
+            "entry name {:?} is invalid: {problem}",
+            crate::model::truncate_for_message(name)
+        )))
+    };
+    if name.is_empty() {
+        return reject("it is empty");
+    }
+    if name.len() > MAX_ENTRY_NAME_BYTES {
+        return reject(&format!(
+            "it has {} bytes, more than the maximum of {MAX_ENTRY_NAME_BYTES}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name.chars().find(|c| c.is_control()) {
+        return reject(&format!("it contains the control character {bad:?}"));
+    }
+    if name.contains('\\') {
+        return reject("it contains a backslash; use '/' as the separator");
+    }
+    if name.starts_with('/') {
+        return reject("it starts with '/'; names must be relative");
+    }
+    let bytes = name.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+        return reject("it starts with a drive letter; names must be relative");
+    }
+    let path = if is_dir {
+        name.strip_suffix('/').unwrap_or(name)
+    } else {
+        name
+    };
+    for segment in path.split('/') {
+        if segment.is_empty() {
+            return reject("it has an empty segment ('//' or a trailing '/')");
+        }
+        if segment == ".." {
+            return reject("it has a '..' segment; names must stay inside the archive");
+        }
+    }
+    Ok(())
+}
+
+fn is_nested_archive_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".zip") || lower.ends_with(".jar")
+}
+
+/// Rejects entries whose content starts with a ZIP signature, whatever their name.
+fn check_nested_archives(zip: &mut Zip, contents: &Contents) -> Result<(), InvalidArchive> {
+    for entry in &contents.entries {
+        let mut reader = EntryReader::open(zip, entry)?;
+        let mut head = [0_u8; 4];
+        let mut filled = 0;
+        while filled < head.len() {
+            match reader.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(count) => filled += count,
+                Err(error) => {
+                    return Err(reader.take_failure().unwrap_or_else(|| {
+                        invalid_file(&entry.name, format!("entry cannot be read: {error}"))
+                    }));
+                }
+            }
+        }
+        if filled == head.len() && ZIP_SIGNATURES.contains(&head) {
+            return Err(invalid_file(
+                &entry.name,
+                "entry content is a ZIP archive; nested archives are not allowed".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Builds a problem located at the archive as a whole.
+pub(crate) fn invalid_archive(problem: String) -> InvalidArchive {
+    InvalidArchive {
+        location: Location::Archive,
+        problem,
+    }
+}
+
+/// Builds a problem located at one entry.
+pub(crate) fn invalid_file(name: &str, problem: String) -> InvalidArchive {
+    InvalidArchive {
+        location: Location::File(name.to_owned()),
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_follow_the_rules() {
+        for good in ["tenant.json", "objects/user.jsonl", "a/b/c.txt"] {
+            assert!(check_entry_name(good, false).is_ok(), "{good:?} rejected");
+        }
+        assert!(check_entry_name("objects/", true).is_ok());
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a\\b",
+            "C:/x",
+            "a//b",
+            "a/",
+            "a\u{1}b",
+            &"a".repeat(MAX_ENTRY_NAME_BYTES + 1),
+        ] {
+            assert!(check_entry_name(bad, false).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn nested_archive_names_are_detected() {
+        assert!(is_nested_archive_name("x/inner.ZIP"));
+        assert!(is_nested_archive_name("lib.jar"));
+        assert!(!is_nested_archive_name("zip.json"));
+    }
+}

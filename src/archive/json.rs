@@ -1,0 +1,371 @@
+//! Bounded readers for JSON and line-based text: a nesting-depth scanner that fails
+//! early without recursing, a line reader with a length limit, and the mapping of
+//! parser errors to locations.
+
+use std::io::{self, BufRead, Read};
+
+use serde::de::{DeserializeOwned, DeserializeSeed};
+
+use super::entry::EntryReader;
+use super::{InvalidArchive, Location};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Tracks the nesting depth of JSON text byte by byte, skipping brackets in strings.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DepthScanner {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    line: u64,
+}
+
+/// Passes bytes through a [`DepthScanner`] and stops once the nesting is too deep.
+pub(crate) struct DepthLimitedReader<R> {
+    inner: R,
+    scanner: DepthScanner,
+    max_depth: u32,
+    exceeded_at_line: Option<u64>,
+}
+
+/// Reads lines of at most `max_bytes` bytes, without the line terminator.
+pub(crate) struct LineReader<R> {
+    inner: R,
+    max_bytes: u64,
+    line: u64,
+    buffer: Vec<u8>,
+}
+
+/// Error of [`LineReader::next_line`].
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// The line is longer than the limit.
+    TooLong,
+    /// The underlying reader failed.
+    Io(io::Error),
+}
+
+impl DepthScanner {
+    /// Scans `bytes`, returning the line (from 1) where the depth first exceeds `max`.
+    pub fn scan(&mut self, bytes: &[u8], max: u32) -> Result<(), u64> {
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.line += 1;
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if byte == b'\\' {
+                    self.escaped = true;
+                } else if byte == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    if self.depth > max {
+                        return Err(self.line + 1);
+                    }
+                }
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> DepthLimitedReader<R> {
+    /// Wraps `inner`, allowing at most `max_depth` nested arrays and objects.
+    pub fn new(inner: R, max_depth: u32) -> Self {
+        Self {
+            inner,
+            scanner: DepthScanner::default(),
+            max_depth,
+            exceeded_at_line: None,
+        }
+    }
+}
+
+impl<R: Read> Read for DepthLimitedReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.exceeded_at_line.is_some() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "too deep"));
+        }
+        let count = self.inner.read(buffer)?;
+        if let Err(line) = self.scanner.scan(&buffer[..count], self.max_depth) {
+            self.exceeded_at_line = Some(line);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "too deep"));
+        }
+        Ok(count)
+    }
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// Wraps `inner`; a UTF-8 byte-order mark at the start is skipped.
+    pub fn new(inner: R, max_bytes: u64) -> Self {
+        Self {
+            inner,
+            max_bytes,
+            line: 0,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Returns the next line and its number, or `None` at the end.
+    pub fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, LineError> {
+        self.buffer.clear();
+        let mut seen_any = false;
+        loop {
+            let available = self.inner.fill_buf().map_err(LineError::Io)?;
+            if available.is_empty() {
+                break;
+            }
+            seen_any = true;
+            let (take, done) = match available.iter().position(|byte| *byte == b'\n') {
+                Some(position) => (position + 1, true),
+                None => (available.len(), false),
+            };
+            let content = if done { take - 1 } else { take };
+            if (self.buffer.len() + content) as u64 > self.max_bytes {
+                self.line += 1;
+                return Err(LineError::TooLong);
+            }
+            self.buffer.extend_from_slice(&available[..content]);
+            self.inner.consume(take);
+            if done {
+                break;
+            }
+        }
+        if !seen_any {
+            return Ok(None);
+        }
+        self.line += 1;
+        if self.buffer.last() == Some(&b'\r') {
+            self.buffer.pop();
+        }
+        let start = if self.line == 1 && self.buffer.starts_with(BOM) {
+            BOM.len()
+        } else {
+            0
+        };
+        Ok(Some((self.line, &self.buffer[start..])))
+    }
+
+    /// Returns the number of the line read last.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+}
+
+/// Skips a UTF-8 byte-order mark at the start of `reader`.
+pub(crate) fn skip_bom(reader: &mut impl BufRead) -> io::Result<()> {
+    let head = reader.fill_buf()?;
+    if head.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    Ok(())
+}
+
+/// Strips a UTF-8 byte-order mark from the start of `bytes`.
+pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(BOM).unwrap_or(bytes)
+}
+
+/// Reads a whole JSON document from an entry through the depth limit.
+pub(crate) fn read_document<T: DeserializeOwned>(
+    entry: &mut EntryReader<'_>,
+    max_depth: u32,
+) -> Result<T, InvalidArchive> {
+    read_document_with(entry, max_depth, std::marker::PhantomData::<T>)
+}
+
+/// Reads a whole JSON document from an entry through the depth limit, with a seed that
+/// can stream parts of it.
+pub(crate) fn read_document_with<'de, S: DeserializeSeed<'de>>(
+    entry: &mut EntryReader<'_>,
+    max_depth: u32,
+    seed: S,
+) -> Result<S::Value, InvalidArchive> {
+    let name = entry.name().to_owned();
+    let mut limited = DepthLimitedReader::new(&mut *entry, max_depth);
+    let result = {
+        let mut buffered = io::BufReader::new(&mut limited);
+        skip_bom(&mut buffered)
+            .map_err(serde_json::Error::io)
+            .and_then(|()| {
+                let mut deserializer = serde_json::Deserializer::from_reader(&mut buffered);
+                let value = seed.deserialize(&mut deserializer)?;
+                deserializer.end()?;
+                Ok(value)
+            })
+    };
+    let exceeded = limited.exceeded_at_line;
+    result.map_err(|error| {
+        if let Some(line) = exceeded {
+            return too_deep(&name, line, max_depth);
+        }
+        if let Some(failure) = entry.take_failure() {
+            return failure;
+        }
+        json_error(&name, None, &error)
+    })
+}
+
+/// Parses one line of a JSON Lines file, after checking its depth.
+pub(crate) fn parse_line<T: DeserializeOwned>(
+    file: &str,
+    line: u64,
+    bytes: &[u8],
+    max_depth: u32,
+) -> Result<T, InvalidArchive> {
+    let text = std::str::from_utf8(bytes).map_err(|error| InvalidArchive {
+        location: Location::Line {
+            file: file.to_owned(),
+            line,
+        },
+        problem: format!(
+            "line is not valid UTF-8 (at byte {} of the line); text must be UTF-8",
+            error.valid_up_to() + 1
+        ),
+    })?;
+    if DepthScanner::default().scan(bytes, max_depth).is_err() {
+        return Err(too_deep(file, line, max_depth));
+    }
+    serde_json::from_str(text).map_err(|error| json_error(file, Some(line), &error))
+}
+
+/// Checks the depth of a JSON value held in a text field, then parses it.
+pub(crate) fn parse_field_json<T: DeserializeOwned>(
+    text: &str,
+    max_depth: u32,
+) -> Result<T, String> {
+    if DepthScanner::default()
+        .scan(text.as_bytes(), max_depth)
+        .is_err()
+    {
+        return Err(format!(
+            "JSON nesting is deeper than the limit of {max_depth} levels (--archive-max-json-depth)"
+        ));
+    }
+    serde_json::from_str(text).map_err(|error| format!("invalid JSON: {}", describe(&error)))
+}
+
+/// Builds the problem of a document nested deeper than the limit.
+pub(crate) fn too_deep(file: &str, line: u64, max_depth: u32) -> InvalidArchive {
+    InvalidArchive {
+        location: Location::Line {
+            file: file.to_owned(),
+            line,
+        },
+        problem: format!(
+            "JSON nesting is deeper than the limit of {max_depth} levels (--archive-max-json-depth)"
+        ),
+    }
+}
+
+/// Maps a parser error to a location: the line within a JSON Lines file, or the line
+/// that the parser reports within a document.
+fn json_error(file: &str, line: Option<u64>, error: &serde_json::Error) -> InvalidArchive {
+    let line = line.unwrap_or(error.line() as u64);
+    let location = if line == 0 {
+        Location::File(file.to_owned())
+    } else {
+        Location::Line {
+            file: file.to_owned(),
+            line,
+        }
+    };
+    InvalidArchive {
+        location,
+        problem: format!("invalid JSON: {}", describe(error)),
+    }
+}
+
+/// Returns the parser's message with the column, without its own line number. The
+/// message is cut short, because serde quotes whole values in type errors.
+fn describe(error: &serde_json::Error) -> String {
+    const KEEP: usize = 200;
+    let text = error.to_string();
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(message, _)| message);
+    let message = match message.char_indices().nth(KEEP) {
+        Some((end, _)) => format!("{}...", &message[..end]),
+        None => message.to_owned(),
+    };
+    if error.column() > 0 {
+        format!("{message} (column {})", error.column())
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_scanner_ignores_brackets_in_strings() {
+        let mut scanner = DepthScanner::default();
+        assert!(scanner.scan(br#"{"a": "[[[[\"{{{{"}"#, 1).is_ok());
+    }
+
+    #[test]
+    fn depth_scanner_reports_line_of_excess() {
+        let mut scanner = DepthScanner::default();
+        assert_eq!(scanner.scan(b"[\n[\n[", 2), Err(3));
+    }
+
+    #[test]
+    fn line_reader_limits_and_strips() {
+        let text = b"\xEF\xBB\xBFone\r\n\ntwo\nthree-long";
+        let mut reader = LineReader::new(&text[..], 8);
+        assert_eq!(
+            reader
+                .next_line()
+                .ok()
+                .flatten()
+                .map(|(n, l)| (n, l.to_vec())),
+            Some((1, b"one".to_vec()))
+        );
+        assert_eq!(
+            reader
+                .next_line()
+                .ok()
+                .flatten()
+                .map(|(n, l)| (n, l.to_vec())),
+            Some((2, Vec::new()))
+        );
+        assert_eq!(
+            reader
+                .next_line()
+                .ok()
+                .flatten()
+                .map(|(n, l)| (n, l.to_vec())),
+            Some((3, b"two".to_vec()))
+        );
+        assert!(matches!(reader.next_line(), Err(LineError::TooLong)));
+        assert_eq!(reader.line(), 4);
+    }
+
+    #[test]
+    fn describe_shortens_quoted_values() {
+        let long = format!("\"{}\"", "x".repeat(100_000));
+        let error = serde_json::from_str::<Vec<u8>>(&long).err();
+        let text = error.map(|error| describe(&error)).unwrap_or_default();
+        assert!(text.len() < 300, "{} bytes", text.len());
+        assert!(text.starts_with("invalid type: string"), "{text}");
+    }
+
+    #[test]
+    fn describe_drops_parser_line() {
+        let error = serde_json::from_str::<serde_json::Value>("{\n,").err();
+        let text = error.map(|error| describe(&error)).unwrap_or_default();
+        assert!(text.contains("column"), "{text}");
+        assert!(!text.contains("at line"), "{text}");
+    }
+}
