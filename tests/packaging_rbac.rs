@@ -8,9 +8,7 @@
 //! `deploy::lease_rules()`, granted in the operator's namespace only. The Helm chart
 //! grants the same rules; tests/packaging/test_chart.py compares them.
 //!
-//! The controller tests need PostgreSQL and the sample archives (from
-//! `SAMPLE_ARCHIVES_DIR`, or the shared examples folder beside the repository), and
-//! skip with a message when the archives are absent.
+//! The controller tests need PostgreSQL at 127.0.0.1:5432.
 
 mod support;
 
@@ -393,13 +391,6 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-fn sample_archives() -> Option<PathBuf> {
-    match std::env::var_os("SAMPLE_ARCHIVES_DIR") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => support::shared_examples(),
-    }
-}
-
 async fn create_secret(server: &FakeApiServer, name: &str, url: &str) {
     let secret = Secret {
         metadata: ObjectMeta {
@@ -452,21 +443,19 @@ async fn wait_for_outcome(server: &FakeApiServer, name: &str) {
 /// Runs the controller through two attempts, one with its Secret and one whose Secret
 /// is missing, then returns the calls the rules do not permit under `grant`. Any
 /// outcome will do, because the RBAC check is about the calls an attempt makes.
-async fn controller_calls(grant: Grant<'_>, extra: &[&str]) -> Option<Vec<ApiCall>> {
-    let examples = sample_archives()?;
+async fn controller_calls(grant: Grant<'_>, extra: &[&str]) -> Vec<ApiCall> {
     let server = FakeApiServer::start().await;
     let db = TestDatabase::new(Backend::Postgres).await;
-    let acme = examples.join("acme-v3.zip");
-    let globex = examples.join("globex-v2.zip");
+    let archive = support::own_example();
     create_secret(&server, "configdb", &db.url).await;
-    create_import(&server, "acme", &acme, "configdb").await;
-    create_import(&server, "globex", &globex, "missing").await;
+    create_import(&server, "sample", &archive, "configdb").await;
+    create_import(&server, "no-secret", &archive, "missing").await;
     // The log so far contains the test's own set-up calls, and the operator's follow.
     let setup_calls = server.requests().len();
 
     let _operator = Operator::start(&server, &db, extra);
-    wait_for_outcome(&server, "acme").await;
-    wait_for_outcome(&server, "globex").await;
+    wait_for_outcome(&server, "sample").await;
+    wait_for_outcome(&server, "no-secret").await;
 
     let calls: Vec<ApiCall> = server.requests()[setup_calls..]
         .iter()
@@ -486,18 +475,15 @@ async fn controller_calls(grant: Grant<'_>, extra: &[&str]) -> Option<Vec<ApiCal
             "the controller made no {verb} call on {resource}: {calls:?}"
         );
     }
-    let forbidden = calls
+    calls
         .into_iter()
         .filter(|call| !permitted(call, grant))
-        .collect();
-    Some(forbidden)
+        .collect()
 }
 
 #[tokio::test]
 async fn controller_calls_are_permitted_cluster_wide() {
-    let Some(forbidden) = controller_calls(Grant::ClusterWide, &[]).await else {
-        return;
-    };
+    let forbidden = controller_calls(Grant::ClusterWide, &[]).await;
 
     assert_eq!(forbidden, Vec::new());
 }
@@ -506,9 +492,7 @@ async fn controller_calls_are_permitted_cluster_wide() {
 async fn controller_calls_are_permitted_in_watched_namespace() {
     let grant = Grant::Namespace(IMPORT_NAMESPACE);
     let extra = ["--watch-namespace", IMPORT_NAMESPACE];
-    let Some(forbidden) = controller_calls(grant, &extra).await else {
-        return;
-    };
+    let forbidden = controller_calls(grant, &extra).await;
 
     assert_eq!(forbidden, Vec::new());
 }
