@@ -6,11 +6,12 @@ script runs here in lupa's Lua 5.1 runtime with the object as the global `obj`.
 
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from lupa import lua51
 
-from conftest import REPO
+from conftest import CHART, REPO, load_documents
 
 SCRIPT = REPO / "gitops" / "argocd-health.lua"
 CASES_DIR = Path(__file__).parent / "argocd"
@@ -69,3 +70,14 @@ def test_argo_cd_patch_embeds_the_script():
     assert patch["kind"] == "ConfigMap"
     assert patch["metadata"]["name"] == "argocd-cm"
     assert patch["data"][ARGO_CD_KEY] == SCRIPT.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", load_cases(), ids=lambda case: Path(case["inputPath"]).stem)
+def test_sample_status_passes_crd_schema(case):
+    crd = load_documents(CHART / "crds" / "tenantimport.yaml")[0]
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    with open(CASES_DIR / case["inputPath"], encoding="utf-8") as stream:
+        status = yaml.safe_load(stream).get("status")
+
+    if status is not None:
+        jsonschema.validate(status, schema)
