@@ -78,3 +78,53 @@ fn chart_crd_matches_top_level_crd() {
          `UPDATE_MANIFESTS=1 cargo test --test packaging_manifest`"
     );
 }
+
+/// Returns the controller container's args from a rendered install manifest.
+fn controller_args(manifest: &str) -> Vec<String> {
+    let deployment: serde_yaml::Value = manifest
+        .split("---\n")
+        .filter_map(|document| serde_yaml::from_str::<serde_yaml::Value>(document).ok())
+        .find(|document| document["kind"] == "Deployment")
+        .expect("a Deployment in the manifest");
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    args.as_sequence()
+        .expect("controller args")
+        .iter()
+        .map(|arg| arg.as_str().expect("string arg").to_owned())
+        .collect()
+}
+
+#[test]
+fn controller_args_are_accepted_by_the_binary() {
+    let options = [
+        InstallOptions::default(),
+        InstallOptions {
+            watch_namespace: Some("contact-center".to_owned()),
+            ..InstallOptions::default()
+        },
+    ];
+
+    for options in options {
+        let manifest = render_install_manifest(&options).expect("renders");
+        // The kubelet expands $(VAR) from the environment; the test does the same.
+        let args: Vec<String> = controller_args(&manifest)
+            .iter()
+            .map(|arg| {
+                arg.replace("$(POD_NAMESPACE)", "tenant-operator")
+                    .replace("$(POD_NAME)", "tenant-operator-0")
+            })
+            .collect();
+
+        // clap rejects an unknown option or an invalid value before it acts on --help.
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tenant-operator"))
+            .args(&args)
+            .arg("--help")
+            .output()
+            .expect("run tenant-operator");
+        assert!(
+            output.status.success(),
+            "tenant-operator rejected {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
