@@ -3,6 +3,7 @@
 //! Exit codes are a contract for scripts: 0 imported, 3 conflict, 4 lock timeout,
 //! 5 invalid archive, 1 any other failure, and 2 for a usage error (clap's own).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -353,6 +354,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

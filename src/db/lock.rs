@@ -1,7 +1,7 @@
 //! The standalone import lock: one import at a time per configuration database.
 //!
-//! On PostgreSQL it is a session-level advisory lock held by a dedicated connection;
-//! the wait uses `lock_timeout`, so it ends as soon as the holder releases. On SQLite
+//! On PostgreSQL it is a session-level advisory lock held by a dedicated connection.
+//! The wait uses `lock_timeout`, so it ends as soon as the holder releases. On SQLite
 //! it is an exclusive file lock on a lock file beside the database file. Either way
 //! the lock is freed when the guard is released or dropped, or the process dies.
 

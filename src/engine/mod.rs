@@ -152,7 +152,7 @@ pub enum ImportError {
     InvalidReportingPrefix {
         /// The configured prefix.
         prefix: String,
-        /// Why it is invalid.
+        /// The rule the name breaks.
         reason: String,
     },
     /// The reporting server URL is not a PostgreSQL URL.

@@ -12,7 +12,7 @@ use super::transaction::{Conn, guid_text};
 use super::{NumberCounts, RangeBounds};
 use crate::model::NumberRange;
 
-/// What the import did with the archive's access numbers.
+/// The result of taking the archive's access numbers.
 #[derive(Debug, Default)]
 pub(super) struct NumbersResult {
     /// Created, assigned and skipped counts.

@@ -25,7 +25,7 @@ const CHANNEL_DEPTH: usize = 4;
 /// The largest number of object GUID collisions listed in a report.
 pub const MAX_LISTED_COLLISIONS: i64 = 100;
 
-/// Why staging the objects stopped.
+/// The reason staging the objects stopped.
 #[derive(Debug)]
 pub(super) enum StageError {
     /// The archive broke a rule while it was streamed again.
@@ -34,7 +34,7 @@ pub(super) enum StageError {
     Failed(ImportError),
 }
 
-/// Why the reader thread stopped early.
+/// The reason the reader thread stopped early.
 #[derive(Debug)]
 enum ReadError {
     Archive(ArchiveError),
@@ -46,9 +46,9 @@ enum ReadError {
 pub(super) struct Duplicate {
     /// The GUID.
     pub guid: Uuid,
-    /// Where it appears first.
+    /// Its first location.
     pub first: String,
-    /// Where it appears again.
+    /// Its second location.
     pub second: String,
 }
 

@@ -2,10 +2,10 @@
 //! an SQLite file beside the configuration database file.
 //!
 //! Its name is the configured prefix followed by the tenant GUID as 32 hex digits. Its
-//! `reporting_meta` row records the tenant GUID and the configuration database's id,
-//! and only a database whose row names this configuration database and this tenant is
-//! ever dropped: a leftover of an interrupted import is replaced, and anything else of
-//! that name makes the import fail.
+//! `reporting_meta` row records the tenant GUID and the configuration database's id.
+//! The engine drops only a database whose row names this configuration database and
+//! this tenant. So a leftover of an interrupted import is replaced, and anything else
+//! of that name makes the import fail.
 
 use std::path::PathBuf;
 
@@ -50,10 +50,8 @@ impl ReportingTarget {
         let base = format!("{}{}", config.name_prefix, tenant_guid.simple());
         let (name, place) = match db {
             Database::Postgres(pool) => {
-                let server: PgConnectOptions = match &config.server_url {
-                    Some(url) => url
-                        .parse()
-                        .map_err(|_| ImportError::InvalidReportingServer)?,
+                let server = match &config.server_url {
+                    Some(url) => parse_server_url(url)?,
                     None => pool.connect_options().as_ref().clone(),
                 };
                 check_postgres_name(&config.name_prefix, &base)?;
@@ -210,7 +208,9 @@ impl ReportingTarget {
                 let options = server.as_ref().clone().database(&self.name);
                 let mut conn = PgConnection::connect_with(&options).await?;
                 let mut tx = conn.begin().await?;
-                sqlx::raw_sql(POSTGRES_SCHEMA).execute(&mut *tx).await?;
+                // Executor::execute returns a boxed future. The async `RawSql::execute` would
+                // make the import future fail the Send check (an HRTB limitation of rustc).
+                (&mut *tx).execute(sqlx::raw_sql(POSTGRES_SCHEMA)).await?;
                 sqlx::query(
                     "INSERT INTO reporting_meta (tenant_guid, config_database_id) VALUES ($1, $2)",
                 )
@@ -227,7 +227,7 @@ impl ReportingTarget {
                     .create_if_missing(true);
                 let mut conn = SqliteConnection::connect_with(&options).await?;
                 let mut tx = conn.begin().await?;
-                sqlx::raw_sql(SQLITE_SCHEMA).execute(&mut *tx).await?;
+                (&mut *tx).execute(sqlx::raw_sql(SQLITE_SCHEMA)).await?;
                 sqlx::query(
                     "INSERT INTO reporting_meta (singleton, tenant_guid, config_database_id) \
                      VALUES (1, ?1, ?2)",
@@ -242,6 +242,17 @@ impl ReportingTarget {
         }
         Ok(())
     }
+}
+
+/// Parses the reporting server URL. sqlx accepts any scheme here, so the scheme is
+/// checked first, and the URL never appears in the error because it may carry a
+/// password.
+fn parse_server_url(url: &str) -> Result<PgConnectOptions, ImportError> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    if !matches!(scheme, "postgres" | "postgresql") {
+        return Err(ImportError::InvalidReportingServer);
+    }
+    url.parse().map_err(|_| ImportError::InvalidReportingServer)
 }
 
 /// Quotes a PostgreSQL identifier.

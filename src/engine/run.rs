@@ -11,10 +11,18 @@ use super::numbers::{self, NumbersResult};
 use super::objects::{self, StageError};
 use super::reporting::ReportingTarget;
 use super::tenant;
-use super::transaction::{Conn, ImportTx};
+use super::transaction::{Conn, ConnectionSlot, ImportTx, is_fence_timeout};
 use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberCounts, Outcome};
 use crate::archive::{Archive, ArchiveError, InvalidArchive};
 use crate::lock::{ImportLock, LockError};
+
+/// The inputs of the writing steps besides the transaction and the archive.
+struct WriteContext<'a> {
+    engine: &'a Engine,
+    request: &'a ImportRequest,
+    database_id: uuid::Uuid,
+    started_at: DateTime<Utc>,
+}
 
 /// Why the transaction stopped before its commit: a verdict for the caller, or a
 /// failure. Either way the transaction is rolled back.
@@ -43,7 +51,10 @@ pub(super) async fn import(
 ) -> Result<ImportReport, ImportError> {
     let archive = match open_archive(engine, request).await? {
         Ok(archive) => Arc::new(archive),
-        Err(invalid) => return Ok(invalid_report(None, &invalid)),
+        Err(invalid) => {
+            tracing::info!(error = %invalid, "archive is invalid");
+            return Ok(invalid_report(None, &invalid));
+        }
     };
     let tenant = &archive.tenant.identity;
     let span = tracing::info_span!("import", tenant_guid = %tenant.guid, tenant_url = tenant.url);
@@ -83,9 +94,17 @@ async fn import_locked(
     request: &ImportRequest,
     archive: Arc<Archive>,
 ) -> Result<ImportReport, ImportError> {
-    let mut tx = match ImportTx::begin(&engine.db, request.lock_timeout).await {
+    // Read before the transaction, so the import needs no second connection while it
+    // holds SQLite's write lock.
+    let info = engine
+        .db
+        .cluster_info()
+        .await
+        .map_err(ImportError::ClusterInfo)?;
+    let mut slot = ConnectionSlot::default();
+    let mut tx = match ImportTx::begin(&engine.db, request.lock_timeout, &mut slot).await {
         Ok(tx) => tx,
-        Err(error) if is_lock_timeout(&error) => {
+        Err(error) if is_fence_timeout(&error) => {
             let message = "timed out waiting for the import fence held by another import";
             return Ok(verdict(&archive, Outcome::LockTimeout, message.to_owned()));
         }
@@ -93,12 +112,21 @@ async fn import_locked(
     };
     let started_at = Utc::now();
     let mut created = None;
-    match write(engine, &mut tx, request, &archive, started_at, &mut created).await {
+    let context = WriteContext {
+        engine,
+        request,
+        database_id: info.database_id,
+        started_at,
+    };
+    match write(&context, &mut tx, &archive, &mut created).await {
         Ok(report) => commit(tx, created, report).await,
         Err(halt) => {
             undo(tx, created).await;
             match halt {
-                Halt::Verdict(report) => Ok(*report),
+                Halt::Verdict(report) => {
+                    tracing::info!(outcome = ?report.outcome, "import ended without writing");
+                    Ok(*report)
+                }
                 Halt::Failure(error) => Err(error),
             }
         }
@@ -108,13 +136,15 @@ async fn import_locked(
 /// Writes the whole import into `tx`. `created` receives the reporting database as
 /// soon as it exists, so a failure after that point can remove it.
 async fn write(
-    engine: &Engine,
-    tx: &mut ImportTx,
-    request: &ImportRequest,
+    context: &WriteContext<'_>,
+    tx: &mut ImportTx<'_>,
     archive: &Arc<Archive>,
-    started_at: DateTime<Utc>,
     created: &mut Option<ReportingTarget>,
 ) -> Result<ImportReport, Halt> {
+    let request = context.request;
+    let engine = context.engine;
+    let guid = archive.tenant.identity.guid;
+    let target = ReportingTarget::new(&engine.db, &engine.reporting, guid)?;
     if let Some(import_id) = &request.import_id
         && let Some(report) = journal::find(tx.conn(), import_id, &archive.sha256).await?
     {
@@ -124,14 +154,7 @@ async fn write(
     let objects = write_objects(tx, archive).await?;
     let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
 
-    let guid = archive.tenant.identity.guid;
-    let target = ReportingTarget::new(&engine.db, &engine.reporting, guid)?;
-    let info = engine
-        .db
-        .cluster_info()
-        .await
-        .map_err(ImportError::ClusterInfo)?;
-    target.prepare(info.database_id).await?;
+    target.prepare(context.database_id).await?;
     let name = target.name.clone();
     *created = Some(target);
     tenant::set_reporting_database(tx.conn(), guid, &name).await?;
@@ -141,7 +164,7 @@ async fn write(
         import_id: request.import_id.as_deref(),
         tenant_guid: guid,
         archive_sha256: &archive.sha256,
-        started_at,
+        started_at: context.started_at,
         finished_at: Utc::now(),
         report: &report,
     };
@@ -163,7 +186,7 @@ async fn check_tenant(conn: Conn<'_>, archive: &Archive) -> Result<(), Halt> {
 
 /// Stages, checks and inserts the objects, then the tenant row before them. Returns
 /// the number of objects.
-async fn write_objects(tx: &mut ImportTx, archive: &Arc<Archive>) -> Result<u64, Halt> {
+async fn write_objects(tx: &mut ImportTx<'_>, archive: &Arc<Archive>) -> Result<u64, Halt> {
     match objects::stage(tx.conn(), archive.clone()).await {
         Ok(_) => {}
         Err(StageError::Invalid(invalid)) => {
@@ -195,7 +218,7 @@ async fn write_objects(tx: &mut ImportTx, archive: &Arc<Archive>) -> Result<u64,
 }
 
 async fn commit(
-    tx: ImportTx,
+    tx: ImportTx<'_>,
     created: Option<ReportingTarget>,
     report: ImportReport,
 ) -> Result<ImportReport, ImportError> {
@@ -213,7 +236,7 @@ async fn commit(
     Ok(report)
 }
 
-async fn undo(tx: ImportTx, created: Option<ReportingTarget>) {
+async fn undo(tx: ImportTx<'_>, created: Option<ReportingTarget>) {
     if let Err(error) = tx.rollback().await {
         tracing::warn!(error = %error, "failed to roll back the import transaction");
     }
@@ -269,11 +292,7 @@ async fn replay_from_pool(
     }
 }
 
-fn is_lock_timeout(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some("55P03"))
-}
-
-/// A report about `archive` with no writes.
+/// Builds a report about `archive` for a verdict that wrote nothing.
 fn verdict(archive: &Archive, outcome: Outcome, message: String) -> ImportReport {
     ImportReport {
         outcome,
