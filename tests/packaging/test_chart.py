@@ -11,7 +11,9 @@
 """
 
 import json
+import os
 import re
+import subprocess
 
 import jsonschema
 import kubernetes_validate
@@ -304,3 +306,41 @@ def test_notes_render(values_name):
     if values_name == "all-options":
         assert "contact-center only" in notes
         assert "tenant-operator-shim" in notes
+
+
+def tenant_operator_binary():
+    """The binary check.sh builds, or the one TENANT_OPERATOR_BIN names."""
+    path = os.environ.get("TENANT_OPERATOR_BIN") or str(REPO / "target" / "debug" / "tenant-operator")
+    assert os.access(path, os.X_OK), (
+        f"{path} is missing; run tests/packaging/check.sh, which builds it, "
+        "or set TENANT_OPERATOR_BIN"
+    )
+    return path
+
+
+CONTAINER_VALUES = [
+    ("default", None),
+    ("all options", "values-all"),
+    ("shim without auth", {"shim": {"enabled": True, "databaseSecret": {"name": "db", "key": "url"},
+                                    "auth": {"insecureNoAuth": True}}}),
+]
+
+
+@pytest.mark.parametrize("overrides", [case[1] for case in CONTAINER_VALUES],
+                         ids=[case[0] for case in CONTAINER_VALUES])
+def test_container_args_are_accepted_by_the_binary(overrides):
+    if overrides == "values-all":
+        overrides = load_yaml(VALUES_ALL)
+    binary = tenant_operator_binary()
+    deployment = find(rendered_objects(overrides), "Deployment")
+
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        # The kubelet expands $(VAR) from the container's environment; do the same.
+        args = [
+            arg.replace("$(POD_NAMESPACE)", "tenant-operator").replace("$(POD_NAME)", "pod-0")
+            for arg in container["args"]
+        ]
+        # clap rejects an unknown option or an invalid value before it acts on --help.
+        result = subprocess.run([binary, *args, "--help"], capture_output=True, text=True,
+                                check=False)
+        assert result.returncode == 0, f"{container['name']} {args}: {result.stderr}"
