@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod cli;
 pub mod db;
+pub mod deploy;
 pub mod engine;
 pub mod export;
 pub mod generator;
