@@ -53,6 +53,8 @@ pub enum Command {
     Run(crate::operator::RunArgs),
     /// Print the TenantImport CustomResourceDefinition as YAML.
     Crd,
+    /// Print one install manifest: the CRD, namespace, RBAC and Deployment.
+    Manifests(crate::deploy::ManifestArgs),
 }
 
 /// Log output formats.
@@ -227,6 +229,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => crate::shim::serve(args).await,
         Command::Run(args) => crate::operator::run(args).await,
         Command::Crd => crate::operator::print_crd(),
+        Command::Manifests(args) => crate::deploy::print_install_manifest(args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
