@@ -139,7 +139,8 @@ impl TenantStatus {
             "active" => Ok(Self::Active),
             "inactive" => Ok(Self::Inactive),
             other => Err(ValueError(format!(
-                "status {other:?} is invalid; expected \"active\" or \"inactive\""
+                "status {:?} is invalid; expected \"active\" or \"inactive\"",
+                truncate_for_message(other)
             ))),
         }
     }
@@ -166,7 +167,8 @@ impl Media {
             "text" => Ok(Self::Text),
             "voice_text" => Ok(Self::VoiceText),
             other => Err(ValueError(format!(
-                "media {other:?} is invalid; expected \"voice\", \"text\" or \"voice_text\""
+                "media {:?} is invalid; expected \"voice\", \"text\" or \"voice_text\"",
+                truncate_for_message(other)
             ))),
         }
     }
@@ -183,7 +185,8 @@ impl Media {
             "TEXT" => Ok(Self::Text),
             "VOICE_AND_TEXT" => Ok(Self::VoiceText),
             other => Err(ValueError(format!(
-                "media {other:?} is invalid; expected \"VOICE\", \"TEXT\" or \"VOICE_AND_TEXT\""
+                "media {:?} is invalid; expected \"VOICE\", \"TEXT\" or \"VOICE_AND_TEXT\"",
+                truncate_for_message(other)
             ))),
         }
     }
@@ -437,6 +440,21 @@ mod tests {
         let short = NumberRange::new(number("100"), number("199"), Media::Voice, None);
         let long = NumberRange::new(number("0100"), number("0199"), Media::Voice, None);
         assert!(!short.expect("valid").overlaps(&long.expect("valid")));
+    }
+
+    #[test]
+    fn value_messages_stay_short() {
+        let huge = "x".repeat(1 << 20);
+        let errors = [
+            Media::parse(&huge).expect_err("media"),
+            Media::parse_legacy(&huge).expect_err("legacy media"),
+            TenantStatus::parse(&huge).expect_err("status"),
+            AccessNumber::parse(&huge).expect_err("number"),
+            validate_url(&huge).expect_err("url"),
+        ];
+        for error in errors {
+            assert!(error.0.len() < 200, "message of {} bytes", error.0.len());
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -12,9 +12,12 @@ use zip::{CompressionMethod, ZipArchive};
 use super::{ArchiveError, InvalidArchive, Limits, Location};
 
 /// Entries smaller than this are not held to the compression ratio limit, because a
-/// small, repetitive file can legitimately compress far better than a large one; the
+/// small, repetitive file can legitimately compress far better than a large one. The
 /// per-entry and total size limits still bound them.
 pub const RATIO_CHECK_MIN_BYTES: u64 = 64 * 1024;
+
+/// Maximum length of an entry name, in bytes; tenant archives use short names.
+pub const MAX_ENTRY_NAME_BYTES: usize = 1024;
 
 /// Signatures that start a ZIP file: local file header, empty archive, spanned archive.
 const ZIP_SIGNATURES: [[u8; 4]; 3] = [*b"PK\x03\x04", *b"PK\x05\x06", *b"PK\x07\x08"];
@@ -41,8 +44,8 @@ pub(crate) struct Contents {
     by_name: HashMap<String, usize>,
 }
 
-/// Reads one entry, stopping with an [`InvalidArchive`] when the entry holds more bytes
-/// than its header declares or fails to decompress, and hashing what passes.
+/// Reader of one entry that hashes what it reads and stops with an [`InvalidArchive`]
+/// when the entry contains more bytes than its header declares or fails to decompress.
 pub(crate) struct EntryReader<'a> {
     inner: zip::read::ZipFile<'a, BufReader<File>>,
     name: String,
@@ -154,19 +157,19 @@ impl Read for EntryReader<'_> {
     }
 }
 
-/// Opens the ZIP file at `path` and checks its structure against `limits`.
-pub(crate) fn open_zip(path: &Path, limits: &Limits) -> Result<(Zip, Contents), ArchiveError> {
-    let file = File::open(path).map_err(|source| ArchiveError::Io {
+/// Opens the ZIP file at `path`, hashes it and checks its structure against `limits`.
+/// The hash and the ZIP reader use the same open file, so the digest describes the
+/// bytes that are read even when the path is replaced meanwhile.
+pub(crate) fn open_zip(
+    path: &Path,
+    limits: &Limits,
+) -> Result<(Zip, Contents, EntryDigest), ArchiveError> {
+    let io_error = |source| ArchiveError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    let size = file
-        .metadata()
-        .map_err(|source| ArchiveError::Io {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
+    };
+    let mut file = File::open(path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
     if size > limits.max_archive_bytes {
         return Err(invalid_archive(format!(
             "archive file is {size} bytes, more than the limit of {} bytes (--archive-max-bytes)",
@@ -175,23 +178,41 @@ pub(crate) fn open_zip(path: &Path, limits: &Limits) -> Result<(Zip, Contents), 
         .into());
     }
 
-    let mut zip = ZipArchive::new(BufReader::new(file)).map_err(|error| {
+    let digest = hash_file(&mut file).map_err(io_error)?;
+    let mut reader = BufReader::new(file);
+    if let Some(count) = declared_entry_count(&mut reader, size)
+        && count > limits.max_entries
+    {
+        return Err(too_many_entries(count, limits).into());
+    }
+    let mut zip = ZipArchive::new(reader).map_err(|error| {
         invalid_archive(format!(
             "not a readable ZIP file: {error}; the central directory is missing, truncated or corrupted"
         ))
     })?;
     let contents = check_structure(&mut zip, limits)?;
     check_nested_archives(&mut zip, &contents)?;
-    Ok((zip, contents))
+    Ok((zip, contents, digest))
+}
+
+/// Computes the size and SHA-256 of a whole file, and rewinds it.
+fn hash_file(file: &mut File) -> io::Result<EntryDigest> {
+    let mut hasher = Sha256::new();
+    let size = io::copy(
+        &mut BufReader::with_capacity(64 * 1024, &mut *file),
+        &mut hasher,
+    )?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(EntryDigest {
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
 
 fn check_structure(zip: &mut Zip, limits: &Limits) -> Result<Contents, InvalidArchive> {
     let count = zip.len() as u64;
     if count > limits.max_entries {
-        return Err(invalid_archive(format!(
-            "archive has {count} entries, more than the limit of {} (--archive-max-entries)",
-            limits.max_entries
-        )));
+        return Err(too_many_entries(count, limits));
     }
 
     let mut contents = Contents::default();
@@ -219,7 +240,8 @@ fn check_structure(zip: &mut Zip, limits: &Limits) -> Result<Contents, InvalidAr
             return Err(invalid_file(
                 &name,
                 format!(
-                    "entry name appears twice (also as {other:?}); names must be unique without regard to case"
+                    "entry name appears twice (also as {:?}); names must be unique without regard to case",
+                    crate::model::truncate_for_message(&other)
                 ),
             ));
         }
@@ -273,6 +295,50 @@ fn check_structure(zip: &mut Zip, limits: &Limits) -> Result<Contents, InvalidAr
     Ok(contents)
 }
 
+fn too_many_entries(count: u64, limits: &Limits) -> InvalidArchive {
+    invalid_archive(format!(
+        "archive has {count} entries, more than the limit of {} (--archive-max-entries)",
+        limits.max_entries
+    ))
+}
+
+/// Reads the entry count that the end of central directory record declares, so an
+/// archive of millions of tiny entries is rejected before the ZIP library builds an
+/// index of them. Returns `None` when the record is not found; the ZIP library then
+/// reports the archive as unreadable.
+fn declared_entry_count<R: Read + Seek>(reader: &mut R, size: u64) -> Option<u64> {
+    // The record is 22 bytes plus a comment of at most 65535 bytes, at the very end.
+    const RECORD: u64 = 22;
+    let tail_len = size.min(RECORD + u64::from(u16::MAX));
+    reader.seek(SeekFrom::Start(size - tail_len)).ok()?;
+    let mut tail = vec![0_u8; usize::try_from(tail_len).ok()?];
+    reader.read_exact(&mut tail).ok()?;
+    let start = (0..tail.len().saturating_sub(RECORD as usize - 1))
+        .rev()
+        .find(|&at| tail[at..].starts_with(b"PK\x05\x06"))?;
+    let count = u64::from(u16::from_le_bytes([tail[start + 10], tail[start + 11]]));
+
+    // A ZIP64 archive keeps the real count in the ZIP64 record, which the 20-byte
+    // locator just before the classic record points to.
+    let locator = start.checked_sub(20)?;
+    if !tail[locator..].starts_with(b"PK\x06\x07") {
+        return Some(count);
+    }
+    let mut offset = [0_u8; 8];
+    offset.copy_from_slice(&tail[locator + 8..locator + 16]);
+    reader
+        .seek(SeekFrom::Start(u64::from_le_bytes(offset)))
+        .ok()?;
+    let mut record = [0_u8; 40];
+    reader.read_exact(&mut record).ok()?;
+    if !record.starts_with(b"PK\x06\x06") {
+        return Some(count);
+    }
+    let mut total = [0_u8; 8];
+    total.copy_from_slice(&record[32..40]);
+    Some(u64::from_le_bytes(total).max(count))
+}
+
 fn check_entry_size(
     name: &str,
     size: u64,
@@ -313,6 +379,12 @@ pub(crate) fn check_entry_name(name: &str, is_dir: bool) -> Result<(), InvalidAr
     };
     if name.is_empty() {
         return reject("it is empty");
+    }
+    if name.len() > MAX_ENTRY_NAME_BYTES {
+        return reject(&format!(
+            "it has {} bytes, more than the maximum of {MAX_ENTRY_NAME_BYTES}",
+            name.len()
+        ));
     }
     if let Some(bad) = name.chars().find(|c| c.is_control()) {
         return reject(&format!("it contains the control character {bad:?}"));
@@ -411,6 +483,7 @@ mod tests {
             "a//b",
             "a/",
             "a\u{1}b",
+            &"a".repeat(MAX_ENTRY_NAME_BYTES + 1),
         ] {
             assert!(check_entry_name(bad, false).is_err(), "{bad:?} accepted");
         }

@@ -36,7 +36,7 @@ pub(crate) struct LineReader<R> {
     buffer: Vec<u8>,
 }
 
-/// Why a line could not be read.
+/// Error of [`LineReader::next_line`].
 #[derive(Debug)]
 pub(crate) enum LineError {
     /// The line is longer than the limit.
@@ -254,7 +254,7 @@ pub(crate) fn parse_field_json<T: DeserializeOwned>(
     serde_json::from_str(text).map_err(|error| format!("invalid JSON: {}", describe(&error)))
 }
 
-/// The problem of a document nested deeper than the limit.
+/// Builds the problem of a document nested deeper than the limit.
 pub(crate) fn too_deep(file: &str, line: u64, max_depth: u32) -> InvalidArchive {
     InvalidArchive {
         location: Location::Line {
@@ -285,16 +285,22 @@ fn json_error(file: &str, line: Option<u64>, error: &serde_json::Error) -> Inval
     }
 }
 
-/// Returns the parser's message with the column, without its own line number.
+/// Returns the parser's message with the column, without its own line number. The
+/// message is cut short, because serde quotes whole values in type errors.
 fn describe(error: &serde_json::Error) -> String {
+    const KEEP: usize = 200;
     let text = error.to_string();
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(message, _)| message);
+    let message = match message.char_indices().nth(KEEP) {
+        Some((end, _)) => format!("{}...", &message[..end]),
+        None => message.to_owned(),
+    };
     if error.column() > 0 {
         format!("{message} (column {})", error.column())
     } else {
-        message.to_owned()
+        message
     }
 }
 
@@ -344,6 +350,15 @@ mod tests {
         );
         assert!(matches!(reader.next_line(), Err(LineError::TooLong)));
         assert_eq!(reader.line(), 4);
+    }
+
+    #[test]
+    fn describe_shortens_quoted_values() {
+        let long = format!("\"{}\"", "x".repeat(100_000));
+        let error = serde_json::from_str::<Vec<u8>>(&long).err();
+        let text = error.map(|error| describe(&error)).unwrap_or_default();
+        assert!(text.len() < 300, "{} bytes", text.len());
+        assert!(text.starts_with("invalid type: string"), "{text}");
     }
 
     #[test]

@@ -19,13 +19,10 @@ pub use entry::RATIO_CHECK_MIN_BYTES;
 pub use limits::Limits;
 pub use values::{MAX_OBJECT_NAME_CHARS, MAX_OBJECT_TYPE_CHARS};
 
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::model::{ConfigObject, NumberRange, TenantRecord};
 use entry::{Contents, EntryReader, Zip, invalid_archive, invalid_file};
@@ -197,11 +194,8 @@ impl Archive {
     /// Returns [`ArchiveError::Invalid`] for any broken rule or exceeded limit, and
     /// [`ArchiveError::Io`] when the file cannot be read.
     pub fn open(path: &Path, limits: &Limits) -> Result<Self, ArchiveError> {
-        let (zip, contents) = entry::open_zip(path, limits)?;
-        let (sha256, size) = hash_file(path)?;
-        let mut zip = zip;
+        let (mut zip, contents, digest) = entry::open_zip(path, limits)?;
         let (format_version, schema_version, header) = read_header(&mut zip, &contents, limits)?;
-        drop(zip);
 
         let summary = ArchiveSummary {
             objects: 0,
@@ -212,8 +206,8 @@ impl Archive {
             path: path.to_owned(),
             format_version,
             schema_version,
-            sha256,
-            size,
+            sha256: digest.sha256,
+            size: digest.size,
             tenant: header.tenant,
             ranges: header.ranges,
             summary,
@@ -222,13 +216,16 @@ impl Archive {
         };
 
         let mut objects = 0_u64;
-        archive.walk(&mut |_object: LocatedObject| -> Result<(), ArchiveError> {
-            objects += 1;
-            Ok(())
-        })?;
+        archive.walk_in(
+            &mut zip,
+            &contents,
+            &mut |_object: LocatedObject| -> Result<(), ArchiveError> {
+                objects += 1;
+                Ok(())
+            },
+        )?;
         archive.summary.objects = objects;
         if let Layout::V3(layout) = &archive.layout {
-            let (mut zip, contents) = entry::open_zip(path, limits)?;
             layout.verify_other_files(&mut zip, &contents)?;
         }
         Ok(archive)
@@ -265,17 +262,34 @@ impl Archive {
         Ok(())
     }
 
-    /// Reopens the archive, checks its structure again and passes every object to
-    /// `sink`, one at a time.
+    /// Reopens the archive, checks that it is the file that was validated and that its
+    /// structure still holds, and passes every object to `sink`, one at a time.
     fn walk<E: From<ArchiveError>>(
         &self,
         sink: &mut dyn FnMut(LocatedObject) -> Result<(), E>,
     ) -> Result<(), E> {
-        let (mut zip, contents) = entry::open_zip(&self.path, &self.limits)?;
+        let (mut zip, contents, digest) = entry::open_zip(&self.path, &self.limits)?;
+        if digest.sha256 != self.sha256 {
+            let changed = invalid_archive(format!(
+                "archive file changed since it was validated: its SHA-256 is now {}, not {}; import it again",
+                digest.sha256, self.sha256
+            ));
+            return Err(E::from(ArchiveError::Invalid(changed)));
+        }
+        self.walk_in(&mut zip, &contents, sink)
+    }
+
+    /// Passes every object of an open archive to `sink`, one at a time.
+    fn walk_in<E: From<ArchiveError>>(
+        &self,
+        zip: &mut Zip,
+        contents: &Contents,
+        sink: &mut dyn FnMut(LocatedObject) -> Result<(), E>,
+    ) -> Result<(), E> {
         let result = match &self.layout {
-            Layout::V1 => v1::walk_objects(&mut zip, &contents, &self.limits, sink),
-            Layout::V2 => v2::walk_objects(&mut zip, &contents, &self.limits, sink),
-            Layout::V3(layout) => layout.walk_objects(&mut zip, &contents, &self.limits, sink),
+            Layout::V1 => v1::walk_objects(zip, contents, &self.limits, sink),
+            Layout::V2 => v2::walk_objects(zip, contents, &self.limits, sink),
+            Layout::V3(layout) => layout.walk_objects(zip, contents, &self.limits, sink),
         };
         result.map_err(|stop| match stop {
             Stop::Invalid(invalid) => E::from(ArchiveError::Invalid(invalid)),
@@ -414,27 +428,6 @@ fn check_schema(format: u32, schema: u32, file: &str, field: &str) -> Result<(),
         return Ok(());
     };
     Err(field_problem(file, None, field, problem))
-}
-
-/// Computes the SHA-256 and size of the whole archive file.
-fn hash_file(path: &Path) -> Result<(String, u64), ArchiveError> {
-    let io_error = |source| ArchiveError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = BufReader::new(File::open(path).map_err(io_error)?);
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0_u8; 64 * 1024];
-    let mut size = 0_u64;
-    loop {
-        let count = file.read(&mut buffer).map_err(io_error)?;
-        if count == 0 {
-            break;
-        }
-        size += count as u64;
-        hasher.update(&buffer[..count]);
-    }
-    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Builds a problem located at a field of a file.

@@ -14,14 +14,14 @@ use super::{
 };
 use crate::model::{AccessNumber, ConfigObject, Media, NumberRange, TenantRecord, TenantStatus};
 
-/// Name of the properties file that holds the tenant of a format 1 archive.
+/// Name of the properties file that contains the tenant of a format 1 archive.
 pub(crate) const PROPERTIES: &str = "export.properties";
 const ACCESS_NUMBERS: &str = "access_numbers.csv";
 const OBJECTS: &str = "objects.csv";
 const NUMBER_HEADER: [&str; 3] = ["number", "count", "media"];
 const OBJECT_HEADER: [&str; 4] = ["guid", "type", "name", "attributes"];
 
-/// Maximum size of export.properties, which holds a handful of short values.
+/// Maximum size of export.properties, which contains a handful of short values.
 pub const MAX_PROPERTIES_BYTES: u64 = 1 << 20;
 
 /// The key-value pairs of export.properties.
@@ -180,7 +180,7 @@ pub(crate) fn read_header(
     })?;
     let status = match properties.get("tenant.status") {
         None => TenantStatus::Active,
-        Some(status) => super::v2::legacy_status(status)
+        Some(status) => values::legacy_status(status)
             .map_err(|problem| field_problem(PROPERTIES, None, "tenant.status", problem))?,
     };
     let tenant = TenantRecord {
@@ -265,29 +265,32 @@ fn for_each_row<E>(
     let file = entry.name().to_owned();
     let mut buffered = BufReader::new(entry as &mut dyn Read);
     json::skip_bom(&mut buffered).map_err(RowStop::Io)?;
+    let limited = RowLimitedReader::new(buffered, limits.max_line_bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(false)
-        .from_reader(buffered);
+        .from_reader(limited);
     let mut record = csv::ByteRecord::new();
     let mut first = true;
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(error) => return Err(csv_error(&file, error)),
+            Err(error) => {
+                if let Some(line) = reader.get_ref().exceeded_at_line {
+                    return Err(InvalidArchive {
+                        location: Location::Line { file, line },
+                        problem: format!(
+                            "row is longer than the limit of {} bytes (--archive-max-line-bytes)",
+                            limits.max_line_bytes
+                        ),
+                    }
+                    .into());
+                }
+                return Err(csv_error(&file, error));
+            }
         }
         let line = record.position().map_or(0, csv::Position::line);
-        if record.as_slice().len() as u64 > limits.max_line_bytes {
-            return Err(InvalidArchive {
-                location: Location::Line { file, line },
-                problem: format!(
-                    "row is longer than the limit of {} bytes (--archive-max-line-bytes)",
-                    limits.max_line_bytes
-                ),
-            }
-            .into());
-        }
         let mut fields = Vec::with_capacity(header.len());
         for (index, field) in record.iter().enumerate() {
             let name = header.get(index).copied().unwrap_or("?");
@@ -329,6 +332,64 @@ fn for_each_row<E>(
         .into());
     }
     Ok(())
+}
+
+/// Passes CSV bytes through and fails once one row, quoted line breaks included, is
+/// longer than the limit, so the CSV parser never buffers an oversized row.
+// NOTE: a lone quote inside an unquoted field, which the CSV parser takes literally,
+// makes this reader count the following lines as one row until the next quote.
+struct RowLimitedReader<R> {
+    inner: R,
+    max_bytes: u64,
+    row_bytes: u64,
+    in_quotes: bool,
+    line: u64,
+    row_line: u64,
+    exceeded_at_line: Option<u64>,
+}
+
+impl<R: Read> RowLimitedReader<R> {
+    fn new(inner: R, max_bytes: u64) -> Self {
+        Self {
+            inner,
+            max_bytes,
+            row_bytes: 0,
+            in_quotes: false,
+            line: 1,
+            row_line: 1,
+            exceeded_at_line: None,
+        }
+    }
+}
+
+impl<R: Read> Read for RowLimitedReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let too_long = || io::Error::new(io::ErrorKind::InvalidData, "row too long");
+        if self.exceeded_at_line.is_some() {
+            return Err(too_long());
+        }
+        let count = self.inner.read(buffer)?;
+        for &byte in &buffer[..count] {
+            // A doubled quote inside a quoted field toggles twice, so the state stays right.
+            if byte == b'"' {
+                self.in_quotes = !self.in_quotes;
+            }
+            if byte == b'\n' {
+                self.line += 1;
+                if !self.in_quotes {
+                    self.row_bytes = 0;
+                    self.row_line = self.line;
+                    continue;
+                }
+            }
+            self.row_bytes += 1;
+            if self.row_bytes > self.max_bytes {
+                self.exceeded_at_line = Some(self.row_line);
+                return Err(too_long());
+            }
+        }
+        Ok(count)
+    }
 }
 
 fn csv_error<E>(file: &str, error: csv::Error) -> RowStop<E> {
@@ -375,7 +436,7 @@ fn range<E>(line: u64, fields: &[&str]) -> Result<NumberRange, RowStop<E>> {
     };
     let media = match fields[2] {
         "" => Media::Voice,
-        text => Media::parse_legacy(text).map_err(|error| at("media", error.0))?,
+        text => values::legacy_media(text).map_err(|problem| at("media", problem))?,
     };
     Ok(NumberRange::from_count(first, count, media, None).map_err(|error| at("count", error.0))?)
 }
@@ -422,6 +483,18 @@ mod tests {
             Some("Initech: Zoë's Help Desk")
         );
         assert_eq!(properties.get("key"), Some("café"));
+    }
+
+    #[test]
+    fn row_limit_counts_quoted_line_breaks() {
+        let text = b"a,b\n\"1\n2\n3\n4\",x\nshort\n";
+        let mut reader = RowLimitedReader::new(&text[..], 8);
+        let mut sink = Vec::new();
+        assert!(reader.read_to_end(&mut sink).is_err());
+        assert_eq!(reader.exceeded_at_line, Some(2));
+
+        let mut reader = RowLimitedReader::new(&text[..], 11);
+        assert!(reader.read_to_end(&mut sink).is_ok());
     }
 
     #[test]

@@ -10,30 +10,14 @@ use serde_json::Value;
 use super::entry::{Contents, EntryReader, Zip};
 use super::json;
 use super::v3::{at_element, manifest_identity};
-use super::values::{self, FieldProblem, GuidForm, RawIdentity, RawObject};
+use super::values::{self, FieldProblem, GuidForm, RawObject, RawTenant};
 use super::{
     Header, InvalidArchive, Layout, Limits, LocatedObject, Location, RawManifest, Stop,
     field_problem, require,
 };
-use crate::model::{AccessNumber, Media, NumberRange, TenantRecord, TenantStatus};
+use crate::model::{AccessNumber, NumberRange};
 
 const TENANT: &str = "tenant.json";
-
-/// The small fields of tenant.json; serde skips `objects` without keeping it.
-#[derive(Debug, Deserialize)]
-struct RawTenant {
-    guid: Option<Value>,
-    url: Option<Value>,
-    name: Option<Value>,
-    status: Option<Value>,
-    #[serde(rename = "sipDomain")]
-    sip_domain: Option<Value>,
-    #[serde(rename = "createdAt")]
-    created_at: Option<Value>,
-    settings: Option<Value>,
-    #[serde(rename = "accessNumbers")]
-    access_numbers: Option<Vec<RawRange>>,
-}
 
 #[derive(Debug, Deserialize)]
 struct RawRange {
@@ -65,21 +49,12 @@ pub(crate) fn read_header(
     let manifest_identity = manifest_identity(manifest.tenant, GuidForm::Plain)?;
 
     let mut entry = EntryReader::open(zip, info)?;
-    let raw: RawTenant = json::read_document(&mut entry, limits.max_json_depth)?;
+    let raw: RawTenant<Vec<RawRange>> = json::read_document(&mut entry, limits.max_json_depth)?;
     entry.finish()?;
 
-    let in_tenant =
-        |problem: FieldProblem| field_problem(TENANT, None, problem.field, problem.problem);
-    let identity = values::identity(
-        &RawIdentity {
-            guid: raw.guid,
-            url: raw.url,
-            name: raw.name,
-        },
-        GuidForm::Plain,
-    )
-    .map_err(in_tenant)?;
-    if !values::same_identity(&identity, &manifest_identity) {
+    let (tenant, raw_ranges) = values::tenant_record(raw, values::legacy_status)
+        .map_err(|problem| field_problem(TENANT, None, problem.field, problem.problem))?;
+    if !values::same_identity(&tenant.identity, &manifest_identity) {
         return Err(field_problem(
             "manifest.json",
             None,
@@ -87,21 +62,8 @@ pub(crate) fn read_header(
             "tenant identity differs from the one in tenant.json; guid, url and name must match",
         ));
     }
-    let status = values::required_string(raw.status.as_ref(), "status").map_err(in_tenant)?;
-    let status =
-        parse_status(status).map_err(|problem| field_problem(TENANT, None, "status", problem))?;
-    let tenant = TenantRecord {
-        identity,
-        status,
-        sip_domain: values::optional_string(raw.sip_domain.as_ref(), "sipDomain")
-            .map_err(in_tenant)?,
-        created_at: values::optional_string(raw.created_at.as_ref(), "createdAt")
-            .map_err(in_tenant)?,
-        settings: values::optional_object(raw.settings, "settings").map_err(in_tenant)?,
-    };
 
-    let raw_ranges = raw
-        .access_numbers
+    let raw_ranges = raw_ranges
         .ok_or_else(|| field_problem(TENANT, None, "accessNumbers", "field is missing"))?;
     let mut ranges = Vec::with_capacity(raw_ranges.len());
     let mut range_locations = Vec::with_capacity(raw_ranges.len());
@@ -158,22 +120,6 @@ pub(crate) fn walk_objects<E>(
     Ok(())
 }
 
-fn parse_status(text: &str) -> Result<TenantStatus, String> {
-    match text {
-        "ACTIVE" => Ok(TenantStatus::Active),
-        "INACTIVE" => Ok(TenantStatus::Inactive),
-        other => Err(format!(
-            "status {:?} is invalid; expected \"ACTIVE\" or \"INACTIVE\"",
-            crate::model::truncate_for_message(other)
-        )),
-    }
-}
-
-/// Parses a legacy status: `ACTIVE` or `INACTIVE`.
-pub(crate) fn legacy_status(text: &str) -> Result<TenantStatus, String> {
-    parse_status(text)
-}
-
 fn range(raw: &RawRange) -> Result<NumberRange, FieldProblem> {
     let number = values::required_string(raw.number.as_ref(), "number")?;
     let first =
@@ -194,7 +140,8 @@ fn range(raw: &RawRange) -> Result<NumberRange, FieldProblem> {
         }
     };
     let media = values::required_string(raw.media.as_ref(), "media")?;
-    let media = Media::parse_legacy(media).map_err(|error| FieldProblem::new("media", error.0))?;
+    let media =
+        values::legacy_media(media).map_err(|problem| FieldProblem::new("media", problem))?;
     let trunk = values::optional_string(raw.trunk.as_ref(), "trunk")?;
     NumberRange::from_count(first, count, media, trunk)
         .map_err(|error| FieldProblem::new("count", error.0))

@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::entry::{Contents, EntryDigest, EntryReader, Zip, invalid_file};
 use super::json::{self, LineError, LineReader};
-use super::values::{self, FieldProblem, GuidForm, RawIdentity, RawObject};
+use super::values::{self, FieldProblem, GuidForm, RawIdentity, RawObject, RawTenant};
 use super::{
     Header, InvalidArchive, Layout as AnyLayout, Limits, LocatedObject, Location, RawManifest,
     Stop, field_problem, require,
 };
-use crate::model::{AccessNumber, Media, NumberRange, TenantRecord, TenantStatus};
+use crate::model::{AccessNumber, NumberRange};
 
 const MANIFEST: &str = "manifest.json";
 const TENANT: &str = "tenant.json";
@@ -22,7 +23,7 @@ const ACCESS_NUMBERS: &str = "access-numbers.json";
 const OBJECTS_PREFIX: &str = "objects/";
 const OBJECTS_SUFFIX: &str = ".jsonl";
 
-/// Where the objects of a format 3 archive are, and the checksums to hold them to.
+/// Object files of a format 3 archive and the checksums they must match.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     /// Object files as (entry name, type), in central-directory order.
@@ -37,19 +38,6 @@ pub(crate) struct RawListedFile {
     path: Option<Value>,
     sha256: Option<Value>,
     size: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawTenant {
-    guid: Option<Value>,
-    url: Option<Value>,
-    name: Option<Value>,
-    status: Option<Value>,
-    #[serde(rename = "sipDomain")]
-    sip_domain: Option<Value>,
-    #[serde(rename = "createdAt")]
-    created_at: Option<Value>,
-    settings: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,9 +190,10 @@ pub(crate) fn read_header(
     };
 
     let mut entry = EntryReader::open(zip, tenant_info)?;
-    let raw: RawTenant = json::read_document(&mut entry, limits.max_json_depth)?;
+    let raw: RawTenant<IgnoredAny> = json::read_document(&mut entry, limits.max_json_depth)?;
     layout.verify(TENANT, &entry.finish()?)?;
-    let tenant = tenant_record(raw)?;
+    let (tenant, _) =
+        values::tenant_record(raw, values::status).map_err(|problem| at(TENANT, None, problem))?;
     if !values::same_identity(&tenant.identity, &manifest_identity) {
         return Err(field_problem(
             MANIFEST,
@@ -299,7 +288,10 @@ fn listed_files(
                 MANIFEST,
                 None,
                 field("path"),
-                format!("file {path:?} is listed twice"),
+                format!(
+                    "file {:?} is listed twice",
+                    crate::model::truncate_for_message(path)
+                ),
             ));
         }
     }
@@ -338,32 +330,6 @@ fn object_files(contents: &Contents) -> Result<Vec<(String, String)>, InvalidArc
     Ok(files)
 }
 
-fn tenant_record(raw: RawTenant) -> Result<TenantRecord, InvalidArchive> {
-    let in_tenant =
-        |problem: FieldProblem| field_problem(TENANT, None, problem.field, problem.problem);
-    let identity = values::identity(
-        &RawIdentity {
-            guid: raw.guid,
-            url: raw.url,
-            name: raw.name,
-        },
-        GuidForm::Plain,
-    )
-    .map_err(in_tenant)?;
-    let status = values::required_string(raw.status.as_ref(), "status").map_err(in_tenant)?;
-    let status = TenantStatus::parse(status)
-        .map_err(|error| field_problem(TENANT, None, "status", error.0))?;
-    Ok(TenantRecord {
-        identity,
-        status,
-        sip_domain: values::optional_string(raw.sip_domain.as_ref(), "sipDomain")
-            .map_err(in_tenant)?,
-        created_at: values::optional_string(raw.created_at.as_ref(), "createdAt")
-            .map_err(in_tenant)?,
-        settings: values::optional_object(raw.settings, "settings").map_err(in_tenant)?,
-    })
-}
-
 fn range(raw: &RawRange) -> Result<NumberRange, FieldProblem> {
     let number = |value: Option<&Value>, field: &'static str| {
         let text = values::required_string(value, field)?;
@@ -372,7 +338,7 @@ fn range(raw: &RawRange) -> Result<NumberRange, FieldProblem> {
     let first = number(raw.first.as_ref(), "first")?;
     let last = number(raw.last.as_ref(), "last")?;
     let media = values::required_string(raw.media.as_ref(), "media")?;
-    let media = Media::parse(media).map_err(|error| FieldProblem::new("media", error.0))?;
+    let media = values::media(media).map_err(|problem| FieldProblem::new("media", problem))?;
     let trunk = values::optional_string(raw.trunk.as_ref(), "trunk")?;
     NumberRange::new(first, last, media, trunk).map_err(|error| FieldProblem::new("last", error.0))
 }

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::model::{
-    ConfigObject, NumberRange, TenantIdentity, truncate_for_message, validate_name, validate_url,
+    ConfigObject, Media, NumberRange, TenantIdentity, TenantRecord, TenantStatus,
+    truncate_for_message, validate_name, validate_url,
 };
 
 /// Maximum length of an object name, in characters.
@@ -14,7 +15,7 @@ pub const MAX_OBJECT_NAME_CHARS: usize = 1024;
 /// Maximum length of an object type, in characters.
 pub const MAX_OBJECT_TYPE_CHARS: usize = 64;
 
-/// How a format version spells GUIDs.
+/// GUID spelling of a format version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GuidForm {
     /// Upper-case, hyphenated, in braces: `{0B6F1C5E-6A3D-4C1E-9B8E-2F4D6A8C0E12}`.
@@ -28,7 +29,7 @@ pub(crate) enum GuidForm {
 pub(crate) struct FieldProblem {
     /// Field name, such as `guid`.
     pub field: &'static str,
-    /// What is wrong.
+    /// Description of the problem.
     pub problem: String,
 }
 
@@ -40,6 +41,24 @@ pub(crate) struct RawObject {
     object_type: Option<Value>,
     name: Option<Value>,
     attributes: Option<Value>,
+}
+
+/// The tenant fields of tenant.json in formats 2 and 3, before they are checked. `N` is
+/// the type of `accessNumbers`, which only format 2 keeps in this file; serde skips
+/// every other field (such as the format 2 `objects`) without keeping it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawTenant<N> {
+    guid: Option<Value>,
+    url: Option<Value>,
+    name: Option<Value>,
+    status: Option<Value>,
+    #[serde(rename = "sipDomain")]
+    sip_domain: Option<Value>,
+    #[serde(rename = "createdAt")]
+    created_at: Option<Value>,
+    settings: Option<Value>,
+    #[serde(rename = "accessNumbers")]
+    pub access_numbers: Option<N>,
 }
 
 /// The identity as a JSON format writes it, before its fields are checked.
@@ -167,6 +186,73 @@ pub(crate) fn identity(raw: &RawIdentity, form: GuidForm) -> Result<TenantIdenti
     })
 }
 
+/// Checks the tenant fields of tenant.json, with the status spelling of the format.
+pub(crate) fn tenant_record<N>(
+    raw: RawTenant<N>,
+    parse_status: fn(&str) -> Result<TenantStatus, String>,
+) -> Result<(TenantRecord, Option<N>), FieldProblem> {
+    let identity = identity(
+        &RawIdentity {
+            guid: raw.guid,
+            url: raw.url,
+            name: raw.name,
+        },
+        GuidForm::Plain,
+    )?;
+    let status = required_string(raw.status.as_ref(), "status")?;
+    let status = parse_status(status).map_err(|problem| FieldProblem::new("status", problem))?;
+    let record = TenantRecord {
+        identity,
+        status,
+        sip_domain: optional_string(raw.sip_domain.as_ref(), "sipDomain")?,
+        created_at: optional_string(raw.created_at.as_ref(), "createdAt")?,
+        settings: optional_object(raw.settings, "settings")?,
+    };
+    Ok((record, raw.access_numbers))
+}
+
+/// Parses the format 3 status: `active` or `inactive`.
+pub(crate) fn status(text: &str) -> Result<TenantStatus, String> {
+    TenantStatus::parse(text).map_err(|_| {
+        format!(
+            "status {:?} is invalid; expected \"active\" or \"inactive\"",
+            truncate_for_message(text)
+        )
+    })
+}
+
+/// Parses the status of formats 1 and 2: `ACTIVE` or `INACTIVE`.
+pub(crate) fn legacy_status(text: &str) -> Result<TenantStatus, String> {
+    match text {
+        "ACTIVE" => Ok(TenantStatus::Active),
+        "INACTIVE" => Ok(TenantStatus::Inactive),
+        other => Err(format!(
+            "status {:?} is invalid; expected \"ACTIVE\" or \"INACTIVE\"",
+            truncate_for_message(other)
+        )),
+    }
+}
+
+/// Parses the format 3 media: `voice`, `text` or `voice_text`.
+pub(crate) fn media(text: &str) -> Result<Media, String> {
+    Media::parse(text).map_err(|_| {
+        format!(
+            "media {:?} is invalid; expected \"voice\", \"text\" or \"voice_text\"",
+            truncate_for_message(text)
+        )
+    })
+}
+
+/// Parses the media of formats 1 and 2: `VOICE`, `TEXT` or `VOICE_AND_TEXT`.
+pub(crate) fn legacy_media(text: &str) -> Result<Media, String> {
+    Media::parse_legacy(text).map_err(|_| {
+        format!(
+            "media {:?} is invalid; expected \"VOICE\", \"TEXT\" or \"VOICE_AND_TEXT\"",
+            truncate_for_message(text)
+        )
+    })
+}
+
 /// Returns whether two identities are the same tenant: GUIDs by value, URL and name
 /// by their uniqueness keys.
 pub(crate) fn same_identity(left: &TenantIdentity, right: &TenantIdentity) -> bool {
@@ -257,7 +343,7 @@ pub(crate) fn find_overlap(ranges: &[NumberRange]) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AccessNumber, Media};
+    use crate::model::AccessNumber;
 
     #[test]
     fn guid_forms_are_per_version() {

@@ -21,13 +21,13 @@ use zip::write::SimpleFileOptions;
 
 use crate::model::{ConfigObject, NumberRange, TenantRecord, TenantStatus};
 
-/// What an archive says about its origin, besides the tenant.
+/// Origin of an archive: format, source schema, export time and source cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveOrigin {
     /// Format version to write: 1, 2 or 3.
     pub format_version: u32,
-    /// Schema version of the source cluster; it must fit the format version
-    /// (1-7 for format 1, 8-11 for format 2, 12 or later for format 3).
+    /// Schema version of the source cluster. It must fit the format version: 1-7 for
+    /// format 1, 8-11 for format 2, 12 or later for format 3.
     pub schema_version: u32,
     /// When the archive was exported, RFC 3339 (`2026-11-30T08:15:00Z`).
     pub exported_at: String,
@@ -35,7 +35,7 @@ pub struct ArchiveOrigin {
     pub source_cluster: Option<String>,
 }
 
-/// Why an archive could not be written.
+/// Errors of the archive writer.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The ZIP writer failed.

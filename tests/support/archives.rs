@@ -1,6 +1,6 @@
 //! Builds tenant archives for tests: a small valid archive of each format version,
-//! changed one rule at a time, written by a ZIP writer that can also produce what a
-//! normal writer refuses (lying sizes, bad CRCs, symbolic links, encryption flags).
+//! changed one rule at a time. The ZIP writer here can also produce what a normal
+//! writer rejects: lying sizes, bad CRCs, symbolic links and encryption flags.
 //!
 //! Include it with `#[path = "support/archives.rs"] mod archives;` next to
 //! `mod support;`.
@@ -50,6 +50,8 @@ pub struct ZipEntry {
     pub encrypted: bool,
     /// Unix mode to record (`0o120777` makes a symbolic link).
     pub unix_mode: u32,
+    /// Bytes to write as the compressed data instead of compressing `data`.
+    pub compressed: Option<Vec<u8>>,
 }
 
 /// A tenant archive under construction.
@@ -78,6 +80,7 @@ impl ZipEntry {
             crc: None,
             encrypted: false,
             unix_mode: 0o100644,
+            compressed: None,
         }
     }
 }
@@ -89,7 +92,7 @@ pub fn object_line(guid: &str, object_type: &str, name: &str) -> String {
 }
 
 impl ArchiveBuilder {
-    /// A valid format 3 archive: 3 objects, 3 ranges of 100 + 1 + 50 numbers.
+    /// Returns a valid format 3 archive: 3 objects, 3 ranges of 100 + 1 + 50 numbers.
     pub fn v3() -> Self {
         let tenant = json!({
             "guid": TENANT_GUID, "url": TENANT_URL, "name": TENANT_NAME, "status": "active",
@@ -132,7 +135,7 @@ impl ArchiveBuilder {
         }
     }
 
-    /// A valid format 2 archive: 3 objects, 2 ranges of 20 + 1 numbers.
+    /// Returns a valid format 2 archive: 3 objects, 2 ranges of 20 + 1 numbers.
     pub fn v2() -> Self {
         let tenant = json!({
             "guid": TENANT_GUID, "url": TENANT_URL, "name": TENANT_NAME, "status": "INACTIVE",
@@ -159,7 +162,7 @@ impl ArchiveBuilder {
         }
     }
 
-    /// A valid format 1 archive: 3 objects, 2 ranges of 10 + 1 numbers.
+    /// Returns a valid format 1 archive: 3 objects, 2 ranges of 10 + 1 numbers.
     pub fn v1() -> Self {
         let properties = format!(
             "#Tenant export\nformat.version=1\nschema.version=5\ntenant.guid={TENANT_GUID_BRACED}\n\
@@ -255,6 +258,15 @@ impl ArchiveBuilder {
         self
     }
 
+    /// Stores every entry without compression, for large repetitive test data that
+    /// would otherwise break the compression ratio limit.
+    pub fn store_all(mut self) -> Self {
+        for entry in &mut self.entries {
+            entry.method = Method::Stored;
+        }
+        self
+    }
+
     /// Removes entry `name` (`manifest.json` removes the manifest).
     pub fn remove(mut self, name: &str) -> Self {
         if name == "manifest.json" {
@@ -342,6 +354,7 @@ pub fn write_zip(entries: &[ZipEntry]) -> Vec<u8> {
             }
             Method::Other(number) => (number, entry.data.clone()),
         };
+        let stored = entry.compressed.clone().unwrap_or(stored);
         let size = entry.declared_size.unwrap_or(entry.data.len() as u32);
         let flags: u16 = (1 << 11) | u16::from(entry.encrypted);
         let name_len = entry.name.len() as u16;
@@ -389,11 +402,22 @@ pub fn write_zip(entries: &[ZipEntry]) -> Vec<u8> {
     out
 }
 
-/// The folder of the sample archives: `SAMPLE_ARCHIVES_DIR` when set, else the shared
-/// folder beside the repository. `None` (with a message) when neither exists.
+/// Returns the folder of the sample archives: `SAMPLE_ARCHIVES_DIR` when set, else the
+/// shared folder beside the repository, or `None` (with a message) when neither exists.
 pub fn sample_archives() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SAMPLE_ARCHIVES_DIR") {
         return Some(PathBuf::from(dir));
     }
     crate::support::shared_examples()
+}
+
+/// Returns raw deflate data that decompresses to `len` newlines and then turns into
+/// garbage: a reader that decompresses all of it fails with a corruption error.
+pub fn deflate_then_garbage(len: usize) -> Vec<u8> {
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&vec![b'\n'; len]).expect("deflate");
+    encoder.flush().expect("deflate");
+    let mut bytes = encoder.get_ref().clone();
+    bytes.extend([0xFF; 64]);
+    bytes
 }
