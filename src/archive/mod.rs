@@ -361,6 +361,16 @@ fn read_header(
 /// export.properties.
 fn detect(zip: &mut Zip, contents: &Contents, limits: &Limits) -> Result<Detected, InvalidArchive> {
     if let Some(info) = contents.get("manifest.json") {
+        let max_bytes = max_manifest_bytes(limits);
+        if info.size > max_bytes {
+            return Err(invalid_file(
+                "manifest.json",
+                format!(
+                    "file declares {} bytes, more than the {max_bytes} bytes that a manifest of at most {} files needs (--archive-max-entries)",
+                    info.size, limits.max_entries
+                ),
+            ));
+        }
         let mut reader = EntryReader::open(zip, info)?;
         let manifest: RawManifest = json::read_document(&mut reader, limits.max_json_depth)?;
         reader.finish()?;
@@ -377,6 +387,16 @@ fn detect(zip: &mut Zip, contents: &Contents, limits: &Limits) -> Result<Detecte
         "manifest.json and export.properties are both missing; this is not a tenant archive"
             .to_owned(),
     ))
+}
+
+/// Returns the largest manifest a valid archive can have: 64 KiB for the identity,
+/// versions and other fields, plus, for each entry, its path with every byte escaped, a
+/// SHA-256, a size and indentation. Reading a larger one could only spend memory on a
+/// hostile value.
+fn max_manifest_bytes(limits: &Limits) -> u64 {
+    const FIXED_BYTES: u64 = 64 * 1024;
+    const LISTED_FILE_BYTES: u64 = 2 * entry::MAX_ENTRY_NAME_BYTES as u64 + 256;
+    FIXED_BYTES.saturating_add(limits.max_entries.saturating_mul(LISTED_FILE_BYTES))
 }
 
 fn version_field(value: Option<&Value>, field: &str) -> Result<u32, InvalidArchive> {

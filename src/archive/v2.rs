@@ -36,6 +36,8 @@ struct ObjectsSeed<'s, E> {
     sink: &'s mut dyn FnMut(LocatedObject) -> Result<(), E>,
     stop: &'s mut Option<Stop<E>>,
     seen: &'s mut bool,
+    budget: &'s json::ByteBudget,
+    max_object_bytes: u64,
 }
 
 /// Reads manifest identity, tenant fields and access numbers.
@@ -93,16 +95,20 @@ pub(crate) fn walk_objects<E>(
 ) -> Result<(), Stop<E>> {
     let info = require(contents, TENANT, 2)?;
     let mut entry = EntryReader::open(zip, info)?;
+
     let mut stop = None;
     let mut seen = false;
+    let budget = json::ByteBudget::default();
     let seed = TenantSeed {
         objects: ObjectsSeed {
             sink,
             stop: &mut stop,
             seen: &mut seen,
+            budget: &budget,
+            max_object_bytes: limits.max_line_bytes,
         },
     };
-    let read = json::read_document_with(&mut entry, limits.max_json_depth, seed);
+    let read = json::read_document_with(&mut entry, limits.max_json_depth, &budget, seed);
     if let Some(stop) = stop {
         return Err(stop);
     }
@@ -195,7 +201,30 @@ impl<'de, E> Visitor<'de> for ObjectsSeed<'_, E> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         *self.seen = true;
         let mut index = 0_usize;
-        while let Some(element) = seq.next_element::<Value>()? {
+        loop {
+            // One object is held to the size limit of one line of format 3, so what
+            // one format accepts the other does too, and memory stays bounded.
+            self.budget.start(self.max_object_bytes);
+            let element = seq.next_element::<Value>();
+            self.budget.stop();
+            let element = match element {
+                Ok(Some(element)) => element,
+                Ok(None) => break,
+                Err(error) => {
+                    if self.budget.exceeded() {
+                        *self.stop = Some(Stop::Invalid(field_problem(
+                            TENANT,
+                            None,
+                            format!("objects[{index}]"),
+                            format!(
+                                "object is larger than the limit of {} bytes (--archive-max-line-bytes)",
+                                self.max_object_bytes
+                            ),
+                        )));
+                    }
+                    return Err(error);
+                }
+            };
             let prefix = format!("objects[{index}]");
             let object = serde_json::from_value::<RawObject>(element)
                 .map_err(|error| {

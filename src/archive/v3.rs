@@ -19,6 +19,10 @@ use crate::model::{AccessNumber, NumberRange};
 
 const MANIFEST: &str = "manifest.json";
 const TENANT: &str = "tenant.json";
+
+/// Maximum size of `tenant.json`. It contains one tenant, whose settings are the only
+/// free-form part, so a larger file can only spend memory on a hostile value.
+pub const MAX_TENANT_BYTES: u64 = 1 << 20;
 const ACCESS_NUMBERS: &str = "access-numbers.json";
 const OBJECTS_PREFIX: &str = "objects/";
 const OBJECTS_SUFFIX: &str = ".jsonl";
@@ -189,6 +193,15 @@ pub(crate) fn read_header(
         listed,
     };
 
+    if tenant_info.size > MAX_TENANT_BYTES {
+        return Err(invalid_file(
+            TENANT,
+            format!(
+                "file declares {} bytes, more than the maximum of {MAX_TENANT_BYTES}",
+                tenant_info.size
+            ),
+        ));
+    }
     let mut entry = EntryReader::open(zip, tenant_info)?;
     let raw: RawTenant<IgnoredAny> = json::read_document(&mut entry, limits.max_json_depth)?;
     layout.verify(TENANT, &entry.finish()?)?;
