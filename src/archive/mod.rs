@@ -30,6 +30,13 @@ use entry::{Contents, EntryReader, Zip, invalid_archive, invalid_file};
 /// The newest archive format this reader understands.
 pub const CURRENT_FORMAT_VERSION: u32 = 3;
 
+/// Maximum number of access numbers over all ranges of one archive. Every number
+/// becomes a database row, so a single valid-looking range of 15-digit numbers could
+/// otherwise make an import write for days and fill the disk.
+// TODO: make this a limit option (--archive-max-access-numbers) once the command line
+// and the other front ends pass it; ten million is a chosen bound, not a measured one.
+pub const MAX_ACCESS_NUMBERS: u64 = 10_000_000;
+
 /// Where in an archive a problem was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -354,7 +361,27 @@ fn read_header(
             ),
         });
     }
+    check_number_count(&header)?;
     Ok((format_version, schema_version, header))
+}
+
+/// Rejects an archive whose ranges together cover more than [`MAX_ACCESS_NUMBERS`],
+/// naming the range that crosses the limit.
+fn check_number_count(header: &Header) -> Result<(), InvalidArchive> {
+    let mut total: u64 = 0;
+    for (range, location) in header.ranges.iter().zip(&header.range_locations) {
+        total = total.saturating_add(u64::try_from(range.len()).unwrap_or(u64::MAX));
+        if total > MAX_ACCESS_NUMBERS {
+            return Err(InvalidArchive {
+                location: location.clone(),
+                problem: format!(
+                    "range {}-{} brings the archive to {total} access numbers, more than the maximum of {MAX_ACCESS_NUMBERS}",
+                    range.first, range.last
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Finds the format version: from manifest.json when it has one, else from

@@ -644,3 +644,35 @@ pub fn sql_in_name(dir: &Path) -> PathBuf {
 
 /// The SQL-looking tenant name of [`sql_in_name`].
 pub const SQL_NAME: &str = "Acme'; DROP TABLE tenants; --";
+
+/// A format 3 range of 900 trillion numbers, each of them valid on its own.
+pub fn range_huge(dir: &Path) -> HostileArchive {
+    let builder = ArchiveBuilder::v3()
+        .replace("access-numbers.json", "14155550100", "100000000000000")
+        .replace("access-numbers.json", "14155550199", "999999999999999");
+    write(
+        &builder,
+        dir,
+        &["access-numbers.json", "more than the maximum of 10000000"],
+    )
+}
+
+/// Two objects of format 3 with the same GUID, in different files.
+pub fn guid_repeated_object(dir: &Path) -> HostileArchive {
+    let builder = ArchiveBuilder::v3().replace(
+        "objects/team.jsonl",
+        "5d1e0000-0000-4000-8000-000000000003",
+        "5d1e0000-0000-4000-8000-000000000001",
+    );
+    write(
+        &builder,
+        dir,
+        &["5d1e0000-0000-4000-8000-000000000001", "twice"],
+    )
+}
+
+/// An object of type `team` in the file of type `user`.
+pub fn object_type_mismatch(dir: &Path) -> HostileArchive {
+    let builder = ArchiveBuilder::v3().replace("objects/user.jsonl", "\"user\"", "\"team\"");
+    write(&builder, dir, &["objects/user.jsonl line 1", "type"])
+}
