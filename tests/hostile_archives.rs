@@ -21,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
+use tokio::sync::OnceCell;
 
 use engine_fixtures::TenantFixture;
 use hostile::BuildCase;
@@ -40,6 +41,12 @@ const MAX_IMPORT_TIME: Duration = Duration::from_secs(20);
 
 /// How often the child's memory and temporary folder are sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(2);
+
+/// The seeded PostgreSQL database as a `pg_dump` script, made once per test process.
+static POSTGRES_SEED: OnceCell<String> = OnceCell::const_new();
+
+/// The seeded SQLite database file, made once per test process.
+static SQLITE_SEED: OnceCell<Vec<u8>> = OnceCell::const_new();
 
 /// What one run of the binary produced.
 struct ImportRun {
@@ -85,6 +92,7 @@ hostile_cases! {
     name_duplicate,
     name_duplicate_v2,
     name_duplicate_v1,
+    name_duplicate_fake_end_record,
     name_differs_in_case,
     central_directory_truncated,
     file_truncated,
@@ -136,9 +144,8 @@ hostile_cases! {
 /// Builds the case's archive, imports it into a seeded database and checks that it is
 /// rejected without a trace and within the resource bounds.
 async fn check_rejected(case: &str, build: BuildCase, backend: Backend) {
-    let test_db = TestDatabase::new(backend).await;
+    let test_db = seeded_database(backend).await;
     let dir = tempfile::tempdir().expect("archive folder");
-    seed(&test_db, dir.path()).await;
     let archive = build(dir.path());
 
     let dump_before = dump(&test_db).await;
@@ -205,9 +212,8 @@ async fn check_rejected(case: &str, build: BuildCase, backend: Backend) {
 #[tokio::test]
 async fn sql_tenant_name_is_plain_text() {
     for backend in [Backend::Postgres, Backend::Sqlite] {
-        let test_db = TestDatabase::new(backend).await;
+        let test_db = seeded_database(backend).await;
         let dir = tempfile::tempdir().expect("archive folder");
-        seed(&test_db, dir.path()).await;
         let archive = hostile::sql_in_name(dir.path());
 
         let run = run_import(&test_db, &archive, &[]);
@@ -221,6 +227,79 @@ async fn sql_tenant_name_is_plain_text() {
             "{backend:?}"
         );
     }
+}
+
+/// Creates a fresh database with the content of the seeded one. The seed is made by the
+/// binary once per backend and copied into each case's database, because importing it
+/// for every case would double the run time of this file.
+async fn seeded_database(backend: Backend) -> TestDatabase {
+    let test_db = TestDatabase::new(backend).await;
+    match backend {
+        Backend::Postgres => {
+            let script = POSTGRES_SEED.get_or_init(capture_postgres_seed).await;
+            let mut psql = Command::new("psql")
+                .args(["--quiet", "--no-psqlrc", "--set", "ON_ERROR_STOP=1"])
+                .args(["--dbname", &test_db.url])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("run psql");
+            std::io::Write::write_all(&mut psql.stdin.take().expect("stdin"), script.as_bytes())
+                .expect("send the seed script to psql");
+            let status = psql.wait().expect("wait for psql");
+            assert!(status.success(), "restoring the seed failed: {status}");
+        }
+        Backend::Sqlite => {
+            let file = SQLITE_SEED.get_or_init(capture_sqlite_seed).await;
+            std::fs::write(sqlite_path(&test_db), file).expect("copy the seed database");
+        }
+    }
+
+    let free_numbers = query_text(
+        &test_db,
+        "SELECT CAST(count(*) AS TEXT) FROM access_numbers WHERE tenant_guid IS NULL",
+    )
+    .await;
+    assert_eq!(free_numbers, vec!["4".to_owned()], "{backend:?}: seed copy");
+    test_db
+}
+
+async fn capture_postgres_seed() -> String {
+    let template = TestDatabase::new(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("seed folder");
+    seed(&template, dir.path()).await;
+    let output = Command::new("pg_dump")
+        .args(["--no-owner", "--no-privileges", "--dbname", &template.url])
+        .output()
+        .expect("run pg_dump");
+    assert!(output.status.success(), "pg_dump of the seed failed");
+    String::from_utf8(output.stdout).expect("UTF-8 dump")
+}
+
+async fn capture_sqlite_seed() -> Vec<u8> {
+    let template = TestDatabase::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("seed folder");
+    seed(&template, dir.path()).await;
+    let mut connection = sqlx::SqliteConnection::connect(&template.url)
+        .await
+        .expect("connect");
+    // Moves every page from the write-ahead log into the file, so the file alone is
+    // the whole database.
+    sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut connection)
+        .await
+        .expect("checkpoint the seed database");
+    connection.close().await.expect("close");
+    std::fs::read(sqlite_path(&template)).expect("read the seed database")
+}
+
+fn sqlite_path(test_db: &TestDatabase) -> PathBuf {
+    PathBuf::from(
+        test_db
+            .url
+            .strip_prefix("sqlite://")
+            .expect("an sqlite:// URL"),
+    )
 }
 
 /// Imports one valid tenant with a range, then adds a trunk and free numbers inside the

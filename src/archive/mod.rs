@@ -34,7 +34,7 @@ pub const CURRENT_FORMAT_VERSION: u32 = 3;
 /// becomes a database row, so a single valid-looking range of 15-digit numbers could
 /// otherwise make an import write for days and fill the disk.
 // TODO: make this a limit option (--archive-max-access-numbers) once the command line
-// and the other front ends pass it; ten million is a chosen bound, not a measured one.
+// and the other front ends pass it. Ten million is a chosen bound, not a measured one.
 pub const MAX_ACCESS_NUMBERS: u64 = 10_000_000;
 
 /// Where in an archive a problem was found.

@@ -225,13 +225,18 @@ pub fn name_duplicate(dir: &Path) -> HostileArchive {
 /// `tenant.json` twice in format 2, which has no list of files: the second copy names
 /// another tenant, so a reader that kept either one silently would import it.
 pub fn name_duplicate_v2(dir: &Path) -> HostileArchive {
-    let other = ArchiveBuilder::v2()
+    let builder = ArchiveBuilder::v2().push(other_tenant_json());
+    write(&builder, dir, &["\"tenant.json\"", "appears twice"])
+}
+
+/// Returns a second format 2 `tenant.json` entry that names the tenant "Other Tenant".
+fn other_tenant_json() -> ZipEntry {
+    let data = ArchiveBuilder::v2()
         .replace("tenant.json", "Acme Support", "Other Tenant")
         .entry_mut("tenant.json")
         .data
         .clone();
-    let builder = ArchiveBuilder::v2().push(ZipEntry::new("tenant.json", other));
-    write(&builder, dir, &["\"tenant.json\"", "appears twice"])
+    ZipEntry::new("tenant.json", data)
 }
 
 /// `objects.csv` twice in format 1.
@@ -271,7 +276,7 @@ pub fn file_truncated(dir: &Path) -> HostileArchive {
     )
 }
 
-/// Flips a letter of a stored entry's data and keeps the CRC of the original data; the
+/// Flips a letter of a stored entry's data and keeps the CRC of the original data. The
 /// JSON stays valid, so only the CRC can tell.
 fn flip_stored_letter(builder: ArchiveBuilder, name: &str, text: &str) -> ArchiveBuilder {
     builder.with_entry(name, |entry| {
@@ -675,4 +680,25 @@ pub fn guid_repeated_object(dir: &Path) -> HostileArchive {
 pub fn object_type_mismatch(dir: &Path) -> HostileArchive {
     let builder = ArchiveBuilder::v3().replace("objects/user.jsonl", "\"user\"", "\"team\"");
     write(&builder, dir, &["objects/user.jsonl line 1", "type"])
+}
+
+/// `tenant.json` twice in format 2, with a second end of central directory record in
+/// the archive comment that declares only the first entry. The later copy names the
+/// tenant that the manifest names. The repeat check and the ZIP library both take the
+/// fake record, so they see one entry and no manifest.
+pub fn name_duplicate_fake_end_record(dir: &Path) -> HostileArchive {
+    let builder = ArchiveBuilder::v2()
+        .push(other_tenant_json())
+        .edit_manifest(|manifest| manifest["tenant"]["name"] = json!("Other Tenant"));
+    let mut bytes = builder.bytes();
+
+    let end = bytes.len() - 22;
+    let mut fake = bytes[end..].to_vec();
+    fake[8..10].copy_from_slice(&1_u16.to_le_bytes());
+    fake[10..12].copy_from_slice(&1_u16.to_le_bytes());
+    let comment_len = fake.len() as u16;
+    let real_len = bytes.len();
+    bytes[real_len - 2..].copy_from_slice(&comment_len.to_le_bytes());
+    bytes.extend_from_slice(&fake);
+    write_bytes(&bytes, dir, &["manifest.json", "missing"])
 }
