@@ -9,9 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
+
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
-use support::Backend;
 use tenant_operator::db::Database;
 use tenant_operator::engine::{FENCE_KEY, ImportRequest, Outcome};
 use tenant_operator::lock::{ImportLock, LockError, LockGuard};
@@ -177,40 +178,107 @@ async fn fence_separates_imports_without_lock() {
     }
 }
 
+/// A connection of the test that holds the fence: the advisory transaction lock on
+/// PostgreSQL, the write lock on SQLite.
+enum FenceHolder {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl FenceHolder {
+    async fn take(harness: &Harness) -> Self {
+        match &harness.db {
+            Database::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&harness.test_db.url)
+                    .await
+                    .expect("connect");
+                sqlx::query("BEGIN")
+                    .execute(&mut conn)
+                    .await
+                    .expect("begin");
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(FENCE_KEY)
+                    .execute(&mut conn)
+                    .await
+                    .expect("test takes the fence");
+                Self::Postgres(conn)
+            }
+            Database::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&harness.test_db.url)
+                    .await
+                    .expect("connect");
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .expect("test takes the write lock");
+                Self::Sqlite(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Self::Postgres(mut conn) => {
+                sqlx::query("ROLLBACK")
+                    .execute(&mut conn)
+                    .await
+                    .expect("rollback");
+            }
+            Self::Sqlite(mut conn) => {
+                sqlx::query("ROLLBACK")
+                    .execute(&mut conn)
+                    .await
+                    .expect("rollback");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn held_fence_times_out_import() {
-    let harness = Harness::new(Backend::Postgres).await;
-    let Database::Postgres(pool) = &harness.db else {
-        panic!("PostgreSQL harness");
-    };
-    let mut holder = pool.begin().await.expect("begin");
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(FENCE_KEY)
-        .execute(&mut *holder)
-        .await
-        .expect("test takes the fence");
-    let fixture = TenantFixture::new("fence-wait", 2);
-    let request = ImportRequest {
-        archive: fixture.write_v3(harness.dir.path()),
-        import_id: None,
-        lock_timeout: Duration::from_millis(500),
-    };
+    for backend in BACKENDS {
+        let harness = Harness::new(backend).await;
+        let holder = FenceHolder::take(&harness).await;
+        let fixture = TenantFixture::new("fence-wait", 2);
+        let request = ImportRequest {
+            archive: fixture.write_v3(harness.dir.path()),
+            import_id: None,
+            lock_timeout: Duration::from_millis(500),
+        };
 
-    let started = Instant::now();
-    let report = harness
-        .engine
-        .import(&request, &LostLock)
-        .await
-        .expect("import runs");
-    let waited = started.elapsed();
+        let started = Instant::now();
+        let report = harness
+            .engine
+            .import(&request, &LostLock)
+            .await
+            .expect("import runs");
+        let waited = started.elapsed();
 
-    assert_eq!(report.outcome, Outcome::LockTimeout, "{}", report.message);
-    assert!(waited >= request.lock_timeout, "gave up after {waited:?}");
-    holder.rollback().await.expect("release the fence");
-    let after = harness
-        .engine
-        .import(&request, &LostLock)
-        .await
-        .expect("import runs");
-    assert_eq!(after.outcome, Outcome::Imported, "{}", after.message);
+        assert_eq!(
+            report.outcome,
+            Outcome::LockTimeout,
+            "{backend:?}: {}",
+            report.message
+        );
+        assert!(
+            waited >= request.lock_timeout,
+            "{backend:?}: gave up after {waited:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(10),
+            "{backend:?}: waited {waited:?}"
+        );
+        holder.release().await;
+        let after = harness
+            .engine
+            .import(&request, &LostLock)
+            .await
+            .expect("import runs");
+        assert_eq!(
+            after.outcome,
+            Outcome::Imported,
+            "{backend:?}: {}",
+            after.message
+        );
+    }
 }

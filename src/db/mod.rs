@@ -9,7 +9,8 @@ mod lock;
 mod postgres;
 mod sqlite;
 
-pub use lock::{StandaloneLock, lock_file_path};
+pub use lock::{STANDALONE_LOCK_KEY, StandaloneLock, lock_file_path};
+pub use sqlite::BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT;
 
 use std::path::PathBuf;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::DbError;
 
 /// How long a statement waits for another connection's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens a pool to the SQLite database at `url`, creating the file and its folder.
 pub(super) async fn connect(url: &str) -> Result<SqlitePool, DbError> {

@@ -11,7 +11,7 @@ use super::numbers::{self, NumbersResult};
 use super::objects::{self, StageError};
 use super::reporting::ReportingTarget;
 use super::tenant;
-use super::transaction::{Conn, ImportTx};
+use super::transaction::{Conn, ConnectionSlot, ImportTx, is_fence_timeout};
 use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberCounts, Outcome};
 use crate::archive::{Archive, ArchiveError, InvalidArchive};
 use crate::lock::{ImportLock, LockError};
@@ -101,9 +101,10 @@ async fn import_locked(
         .cluster_info()
         .await
         .map_err(ImportError::ClusterInfo)?;
-    let mut tx = match ImportTx::begin(&engine.db, request.lock_timeout).await {
+    let mut slot = ConnectionSlot::default();
+    let mut tx = match ImportTx::begin(&engine.db, request.lock_timeout, &mut slot).await {
         Ok(tx) => tx,
-        Err(error) if is_lock_timeout(&error) => {
+        Err(error) if is_fence_timeout(&error) => {
             let message = "timed out waiting for the import fence held by another import";
             return Ok(verdict(&archive, Outcome::LockTimeout, message.to_owned()));
         }
@@ -136,7 +137,7 @@ async fn import_locked(
 /// soon as it exists, so a failure after that point can remove it.
 async fn write(
     context: &WriteContext<'_>,
-    tx: &mut ImportTx,
+    tx: &mut ImportTx<'_>,
     archive: &Arc<Archive>,
     created: &mut Option<ReportingTarget>,
 ) -> Result<ImportReport, Halt> {
@@ -185,7 +186,7 @@ async fn check_tenant(conn: Conn<'_>, archive: &Archive) -> Result<(), Halt> {
 
 /// Stages, checks and inserts the objects, then the tenant row before them. Returns
 /// the number of objects.
-async fn write_objects(tx: &mut ImportTx, archive: &Arc<Archive>) -> Result<u64, Halt> {
+async fn write_objects(tx: &mut ImportTx<'_>, archive: &Arc<Archive>) -> Result<u64, Halt> {
     match objects::stage(tx.conn(), archive.clone()).await {
         Ok(_) => {}
         Err(StageError::Invalid(invalid)) => {
@@ -217,7 +218,7 @@ async fn write_objects(tx: &mut ImportTx, archive: &Arc<Archive>) -> Result<u64,
 }
 
 async fn commit(
-    tx: ImportTx,
+    tx: ImportTx<'_>,
     created: Option<ReportingTarget>,
     report: ImportReport,
 ) -> Result<ImportReport, ImportError> {
@@ -235,7 +236,7 @@ async fn commit(
     Ok(report)
 }
 
-async fn undo(tx: ImportTx, created: Option<ReportingTarget>) {
+async fn undo(tx: ImportTx<'_>, created: Option<ReportingTarget>) {
     if let Err(error) = tx.rollback().await {
         tracing::warn!(error = %error, "failed to roll back the import transaction");
     }
@@ -289,10 +290,6 @@ async fn replay_from_pool(
             journal::find(Conn::Sqlite(&mut conn), import_id, &archive.sha256).await
         }
     }
-}
-
-fn is_lock_timeout(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some("55P03"))
 }
 
 /// Builds a report about `archive` for a verdict that wrote nothing.
