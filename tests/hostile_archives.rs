@@ -117,6 +117,7 @@ hostile_cases! {
     range_count_overflow,
     range_count_huge,
     ranges_overlap,
+    ranges_many_overlap,
     range_huge,
     guid_repeated_object,
     object_type_mismatch,

@@ -137,8 +137,37 @@ pub struct Archive {
 pub(crate) struct Header {
     tenant: TenantRecord,
     ranges: Vec<NumberRange>,
-    range_locations: Vec<Location>,
+    range_places: RangePlaces,
     layout: Layout,
+}
+
+/// Where each range of an archive was found, kept compact because an archive may have
+/// millions of ranges and the places are only needed for a message.
+pub(crate) enum RangePlaces {
+    /// Element `index` of a JSON array in `file`, as `{prefix}[index]`.
+    Elements {
+        file: &'static str,
+        prefix: &'static str,
+    },
+    /// One line of a CSV file per range.
+    Lines { file: &'static str, lines: Vec<u64> },
+}
+
+impl RangePlaces {
+    /// Returns the location of the range at `index`.
+    fn location(&self, index: usize) -> Location {
+        match self {
+            Self::Elements { file, prefix } => Location::Field {
+                file: (*file).to_owned(),
+                line: None,
+                field: format!("{prefix}[{index}]"),
+            },
+            Self::Lines { file, lines } => Location::Line {
+                file: (*file).to_owned(),
+                line: lines.get(index).copied().unwrap_or_default(),
+            },
+        }
+    }
 }
 
 /// Where the objects of an archive are, per format version.
@@ -354,10 +383,14 @@ fn read_header(
     if let Some((first, second)) = values::find_overlap(&header.ranges) {
         let (left, right) = (&header.ranges[first], &header.ranges[second]);
         return Err(InvalidArchive {
-            location: header.range_locations[second].clone(),
+            location: header.range_places.location(second),
             problem: format!(
                 "range {}-{} overlaps range {}-{} at {}; ranges of one archive must not share numbers",
-                right.first, right.last, left.first, left.last, header.range_locations[first]
+                right.first,
+                right.last,
+                left.first,
+                left.last,
+                header.range_places.location(first)
             ),
         });
     }
@@ -369,11 +402,11 @@ fn read_header(
 /// naming the range that crosses the limit.
 fn check_number_count(header: &Header) -> Result<(), InvalidArchive> {
     let mut total: u64 = 0;
-    for (range, location) in header.ranges.iter().zip(&header.range_locations) {
+    for (index, range) in header.ranges.iter().enumerate() {
         total = total.saturating_add(u64::try_from(range.len()).unwrap_or(u64::MAX));
         if total > MAX_ACCESS_NUMBERS {
             return Err(InvalidArchive {
-                location: location.clone(),
+                location: header.range_places.location(index),
                 problem: format!(
                     "range {}-{} brings the archive to {total} access numbers, more than the maximum of {MAX_ACCESS_NUMBERS}",
                     range.first, range.last

@@ -12,8 +12,8 @@ use super::json;
 use super::v3::{at_element, manifest_identity};
 use super::values::{self, FieldProblem, GuidForm, RawObject, RawTenant};
 use super::{
-    Header, InvalidArchive, Layout, Limits, LocatedObject, Location, RawManifest, Stop,
-    field_problem, require,
+    Header, InvalidArchive, Layout, Limits, LocatedObject, Location, RangePlaces, RawManifest,
+    Stop, field_problem, require,
 };
 use crate::model::{AccessNumber, NumberRange};
 
@@ -68,20 +68,17 @@ pub(crate) fn read_header(
     let raw_ranges = raw_ranges
         .ok_or_else(|| field_problem(TENANT, None, "accessNumbers", "field is missing"))?;
     let mut ranges = Vec::with_capacity(raw_ranges.len());
-    let mut range_locations = Vec::with_capacity(raw_ranges.len());
     for (index, raw) in raw_ranges.into_iter().enumerate() {
         let prefix = format!("accessNumbers[{index}]");
         ranges.push(range(&raw).map_err(|problem| at_element(TENANT, &prefix, problem))?);
-        range_locations.push(Location::Field {
-            file: TENANT.to_owned(),
-            line: None,
-            field: prefix,
-        });
     }
     Ok(Header {
         tenant,
         ranges,
-        range_locations,
+        range_places: RangePlaces::Elements {
+            file: TENANT,
+            prefix: "accessNumbers",
+        },
         layout: Layout::V2,
     })
 }

@@ -702,3 +702,20 @@ pub fn name_duplicate_fake_end_record(dir: &Path) -> HostileArchive {
     bytes.extend_from_slice(&fake);
     write_bytes(&bytes, dir, &["manifest.json", "missing"])
 }
+
+/// 400,000 single-number ranges in format 3, the last one repeating the first. The
+/// archive is rejected for the overlap only after every range was read, so the peak
+/// memory shows what reading a large array of ranges costs.
+pub fn ranges_many_overlap(dir: &Path) -> HostileArchive {
+    const RANGES: u64 = 400_000;
+    let mut text = String::from("[");
+    for index in 0..RANGES {
+        let number = 10_000_000_000 + index * 2;
+        text.push_str(&format!(
+            "{{\"first\":\"{number}\",\"last\":\"{number}\",\"media\":\"voice\"}},"
+        ));
+    }
+    text.push_str("{\"first\":\"10000000000\",\"last\":\"10000000000\",\"media\":\"voice\"}]");
+    let builder = ArchiveBuilder::v3().set("access-numbers.json", text);
+    write(&builder, dir, &["field [400000]", "overlaps"])
+}
