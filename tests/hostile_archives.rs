@@ -118,6 +118,7 @@ hostile_cases! {
     range_count_huge,
     ranges_overlap,
     ranges_many_overlap,
+    ranges_many_overlap_v2,
     range_huge,
     guid_repeated_object,
     object_type_mismatch,

@@ -27,6 +27,15 @@ struct RawRange {
     trunk: Option<Value>,
 }
 
+/// The `accessNumbers` array, converted one element at a time so the raw JSON of
+/// millions of ranges is never held at once. Only the first invalid element is kept.
+struct StreamedRanges {
+    ranges: Vec<NumberRange>,
+    invalid: Option<(usize, FieldProblem)>,
+}
+
+struct StreamedRangesVisitor;
+
 /// Visits the top-level object of tenant.json and streams its `objects` array.
 struct TenantSeed<'s, E> {
     objects: ObjectsSeed<'s, E>,
@@ -51,7 +60,7 @@ pub(crate) fn read_header(
     let manifest_identity = manifest_identity(manifest.tenant, GuidForm::Plain)?;
 
     let mut entry = EntryReader::open(zip, info)?;
-    let raw: RawTenant<Vec<RawRange>> = json::read_document(&mut entry, limits.max_json_depth)?;
+    let raw: RawTenant<StreamedRanges> = json::read_document(&mut entry, limits.max_json_depth)?;
     entry.finish()?;
 
     let (tenant, raw_ranges) = values::tenant_record(raw, values::legacy_status)
@@ -65,16 +74,18 @@ pub(crate) fn read_header(
         ));
     }
 
-    let raw_ranges = raw_ranges
+    let streamed = raw_ranges
         .ok_or_else(|| field_problem(TENANT, None, "accessNumbers", "field is missing"))?;
-    let mut ranges = Vec::with_capacity(raw_ranges.len());
-    for (index, raw) in raw_ranges.into_iter().enumerate() {
-        let prefix = format!("accessNumbers[{index}]");
-        ranges.push(range(&raw).map_err(|problem| at_element(TENANT, &prefix, problem))?);
+    if let Some((index, problem)) = streamed.invalid {
+        return Err(at_element(
+            TENANT,
+            &format!("accessNumbers[{index}]"),
+            problem,
+        ));
     }
     Ok(Header {
         tenant,
-        ranges,
+        ranges: streamed.ranges,
         range_places: RangePlaces::Elements {
             file: TENANT,
             prefix: "accessNumbers",
@@ -148,6 +159,37 @@ fn range(raw: &RawRange) -> Result<NumberRange, FieldProblem> {
     let trunk = values::optional_string(raw.trunk.as_ref(), "trunk")?;
     NumberRange::from_count(first, count, media, trunk)
         .map_err(|error| FieldProblem::new("count", error.0))
+}
+
+impl<'de> Deserialize<'de> for StreamedRanges {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(StreamedRangesVisitor)
+    }
+}
+
+impl<'de> Visitor<'de> for StreamedRangesVisitor {
+    type Value = StreamedRanges;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an array of access-number ranges")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StreamedRanges, A::Error> {
+        let mut streamed = StreamedRanges {
+            ranges: Vec::new(),
+            invalid: None,
+        };
+        while let Some(raw) = seq.next_element::<RawRange>()? {
+            if streamed.invalid.is_some() {
+                continue;
+            }
+            match range(&raw) {
+                Ok(range) => streamed.ranges.push(range),
+                Err(problem) => streamed.invalid = Some((streamed.ranges.len(), problem)),
+            }
+        }
+        Ok(streamed)
+    }
 }
 
 impl<'de, E> DeserializeSeed<'de> for TenantSeed<'_, E> {

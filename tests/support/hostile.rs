@@ -703,19 +703,44 @@ pub fn name_duplicate_fake_end_record(dir: &Path) -> HostileArchive {
     write_bytes(&bytes, dir, &["manifest.json", "missing"])
 }
 
+/// Number of single-number ranges in the many-ranges cases.
+const MANY_RANGES: u64 = 400_000;
+
+/// Returns `MANY_RANGES` single-number ranges as JSON array elements, each followed by a
+/// comma, written by `element` from the number.
+fn many_ranges(element: impl Fn(u64) -> String) -> String {
+    let mut text = String::new();
+    for index in 0..MANY_RANGES {
+        text.push_str(&element(10_000_000_000 + index * 2));
+        text.push(',');
+    }
+    text
+}
+
 /// 400,000 single-number ranges in format 3, the last one repeating the first. The
 /// archive is rejected for the overlap only after every range was read, so the peak
 /// memory shows what reading a large array of ranges costs.
 pub fn ranges_many_overlap(dir: &Path) -> HostileArchive {
-    const RANGES: u64 = 400_000;
     let mut text = String::from("[");
-    for index in 0..RANGES {
-        let number = 10_000_000_000 + index * 2;
-        text.push_str(&format!(
-            "{{\"first\":\"{number}\",\"last\":\"{number}\",\"media\":\"voice\"}},"
-        ));
-    }
+    text.push_str(&many_ranges(|number| {
+        format!("{{\"first\":\"{number}\",\"last\":\"{number}\",\"media\":\"voice\"}}")
+    }));
     text.push_str("{\"first\":\"10000000000\",\"last\":\"10000000000\",\"media\":\"voice\"}]");
     let builder = ArchiveBuilder::v3().set("access-numbers.json", text);
     write(&builder, dir, &["field [400000]", "overlaps"])
+}
+
+/// The format 2 form of [`ranges_many_overlap`]: 400,000 ranges in `accessNumbers`
+/// before the two ranges of the base archive, the last of them repeating the first.
+pub fn ranges_many_overlap_v2(dir: &Path) -> HostileArchive {
+    let mut ranges = many_ranges(|number| {
+        format!("{{\"number\":\"{number}\",\"count\":1,\"media\":\"VOICE\"}}")
+    });
+    ranges.push_str("{\"number\":\"10000000000\",\"count\":1,\"media\":\"VOICE\"},");
+    let builder = ArchiveBuilder::v2().replace(
+        "tenant.json",
+        "\"accessNumbers\": [",
+        &format!("\"accessNumbers\": [{ranges}"),
+    );
+    write(&builder, dir, &["accessNumbers[400000]", "overlaps"])
 }
