@@ -180,10 +180,23 @@ pub(crate) fn open_zip(
 
     let digest = hash_file(&mut file).map_err(io_error)?;
     let mut reader = BufReader::new(file);
-    if let Some(count) = declared_entry_count(&mut reader, size)
-        && count > limits.max_entries
-    {
-        return Err(too_many_entries(count, limits).into());
+    let directory = read_directory_end(&mut reader, size);
+    if let Some(directory) = &directory {
+        if directory.entries > limits.max_entries {
+            return Err(too_many_entries(directory.entries, limits).into());
+        }
+        // The ZIP library keeps one entry per name, so a repeated name must be found
+        // in the raw central directory before it is indexed.
+        if let Some((name, earlier)) = find_repeated_name(&mut reader, directory) {
+            return Err(invalid_file(
+                &name,
+                format!(
+                    "entry name appears twice (also as {:?}); names must be unique without regard to case",
+                    crate::model::truncate_for_message(&earlier)
+                ),
+            )
+            .into());
+        }
     }
     let mut zip = ZipArchive::new(reader).map_err(|error| {
         invalid_archive(format!(
@@ -302,11 +315,17 @@ fn too_many_entries(count: u64, limits: &Limits) -> InvalidArchive {
     ))
 }
 
-/// Reads the entry count that the end of central directory record declares, so an
-/// archive of millions of tiny entries is rejected before the ZIP library builds an
-/// index of them. Returns `None` when the record is not found; the ZIP library then
-/// reports the archive as unreadable.
-fn declared_entry_count<R: Read + Seek>(reader: &mut R, size: u64) -> Option<u64> {
+/// The end of central directory record: how many entries it declares and where the
+/// central directory starts.
+struct DirectoryEnd {
+    entries: u64,
+    offset: u64,
+}
+
+/// Reads the end of central directory record, so an archive of millions of tiny entries
+/// is rejected before the ZIP library builds an index of them. Returns `None` when the
+/// record is not found; the ZIP library then reports the archive as unreadable.
+fn read_directory_end<R: Read + Seek>(reader: &mut R, size: u64) -> Option<DirectoryEnd> {
     // The record is 22 bytes plus a comment of at most 65535 bytes, at the very end.
     const RECORD: u64 = 22;
     let tail_len = size.min(RECORD + u64::from(u16::MAX));
@@ -317,26 +336,80 @@ fn declared_entry_count<R: Read + Seek>(reader: &mut R, size: u64) -> Option<u64
         .rev()
         .find(|&at| tail[at..].starts_with(b"PK\x05\x06"))?;
     let count = u64::from(u16::from_le_bytes([tail[start + 10], tail[start + 11]]));
+    let offset = u64::from(u32::from_le_bytes([
+        tail[start + 16],
+        tail[start + 17],
+        tail[start + 18],
+        tail[start + 19],
+    ]));
+    let classic = DirectoryEnd {
+        entries: count,
+        offset,
+    };
 
-    // A ZIP64 archive keeps the real count in the ZIP64 record, which the 20-byte
-    // locator just before the classic record points to.
-    let locator = start.checked_sub(20)?;
+    // A ZIP64 archive keeps the real count and offset in the ZIP64 record, which the
+    // 20-byte locator just before the classic record points to.
+    let Some(locator) = start.checked_sub(20) else {
+        return Some(classic);
+    };
     if !tail[locator..].starts_with(b"PK\x06\x07") {
-        return Some(count);
+        return Some(classic);
     }
-    let mut offset = [0_u8; 8];
-    offset.copy_from_slice(&tail[locator + 8..locator + 16]);
     reader
-        .seek(SeekFrom::Start(u64::from_le_bytes(offset)))
+        .seek(SeekFrom::Start(le_u64(&tail[locator + 8..locator + 16])))
         .ok()?;
-    let mut record = [0_u8; 40];
+    let mut record = [0_u8; 56];
     reader.read_exact(&mut record).ok()?;
     if !record.starts_with(b"PK\x06\x06") {
-        return Some(count);
+        return Some(classic);
     }
-    let mut total = [0_u8; 8];
-    total.copy_from_slice(&record[32..40]);
-    Some(u64::from_le_bytes(total).max(count))
+    Some(DirectoryEnd {
+        entries: le_u64(&record[32..40]).max(count),
+        offset: le_u64(&record[48..56]),
+    })
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    let mut array = [0_u8; 8];
+    array.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(array)
+}
+
+/// Walks the raw central directory records and returns the first entry name that
+/// repeats an earlier one without regard to case, with that earlier name. Returns `None`
+/// when no name repeats or when the records cannot be walked.
+// NOTE: data prepended to the archive shifts every offset. The walk then fails, so a
+// repeated name in such an archive goes unnoticed.
+fn find_repeated_name<R: Read + Seek>(
+    reader: &mut R,
+    directory: &DirectoryEnd,
+) -> Option<(String, String)> {
+    // A central directory file header is 46 bytes, then name, extra field and comment.
+    const HEADER: usize = 46;
+    reader.seek(SeekFrom::Start(directory.offset)).ok()?;
+    let mut seen = HashMap::new();
+    let mut header = [0_u8; HEADER];
+    for _ in 0..directory.entries {
+        reader.read_exact(&mut header).ok()?;
+        if !header.starts_with(b"PK\x01\x02") {
+            return None;
+        }
+        let name_len = u16::from_le_bytes([header[28], header[29]]);
+        let extra_len = u16::from_le_bytes([header[30], header[31]]);
+        let comment_len = u16::from_le_bytes([header[32], header[33]]);
+        let mut name = vec![0_u8; usize::from(name_len)];
+        reader.read_exact(&mut name).ok()?;
+        reader
+            .seek(SeekFrom::Current(
+                i64::from(extra_len) + i64::from(comment_len),
+            ))
+            .ok()?;
+        let name = String::from_utf8_lossy(&name).into_owned();
+        if let Some(earlier) = seen.insert(name.to_lowercase(), name.clone()) {
+            return Some((name, earlier));
+        }
+    }
+    None
 }
 
 fn check_entry_size(

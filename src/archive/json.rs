@@ -2,6 +2,7 @@
 //! early without recursing, a line reader with a length limit, and the mapping of
 //! parser errors to locations.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, Read};
 
 use serde::de::{DeserializeOwned, DeserializeSeed};
@@ -26,6 +27,21 @@ pub(crate) struct DepthLimitedReader<R> {
     scanner: DepthScanner,
     max_depth: u32,
     exceeded_at_line: Option<u64>,
+}
+
+/// A byte limit for one part of a streamed document, such as one element of an array.
+/// The parser reads through a buffer of 8 KiB, so the limit applies to within 8 KiB.
+#[derive(Debug, Default)]
+pub(crate) struct ByteBudget {
+    consumed: Cell<u64>,
+    end: Cell<Option<u64>>,
+    exceeded: Cell<bool>,
+}
+
+/// Passes bytes through and fails once a [`ByteBudget`] in force is used up.
+struct BudgetReader<'b, R> {
+    inner: R,
+    budget: &'b ByteBudget,
 }
 
 /// Reads lines of at most `max_bytes` bytes, without the line terminator.
@@ -99,6 +115,40 @@ impl<R: Read> Read for DepthLimitedReader<R> {
         if let Err(line) = self.scanner.scan(&buffer[..count], self.max_depth) {
             self.exceeded_at_line = Some(line);
             return Err(io::Error::new(io::ErrorKind::InvalidData, "too deep"));
+        }
+        Ok(count)
+    }
+}
+
+impl ByteBudget {
+    /// Allows `max_bytes` more bytes from here until [`ByteBudget::stop`].
+    pub fn start(&self, max_bytes: u64) {
+        self.end
+            .set(Some(self.consumed.get().saturating_add(max_bytes)));
+    }
+
+    /// Lifts the limit.
+    pub fn stop(&self) {
+        self.end.set(None);
+    }
+
+    /// Returns whether reading stopped because the limit was used up.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded.get()
+    }
+}
+
+impl<R: Read> Read for BudgetReader<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        let consumed = self.budget.consumed.get() + count as u64;
+        self.budget.consumed.set(consumed);
+        if self.budget.end.get().is_some_and(|end| consumed > end) {
+            self.budget.exceeded.set(true);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "part of the document is larger than its limit",
+            ));
         }
         Ok(count)
     }
@@ -180,20 +230,31 @@ pub(crate) fn read_document<T: DeserializeOwned>(
     entry: &mut EntryReader<'_>,
     max_depth: u32,
 ) -> Result<T, InvalidArchive> {
-    read_document_with(entry, max_depth, std::marker::PhantomData::<T>)
+    read_document_with(
+        entry,
+        max_depth,
+        &ByteBudget::default(),
+        std::marker::PhantomData::<T>,
+    )
 }
 
-/// Reads a whole JSON document from an entry through the depth limit, with a seed that
-/// can stream parts of it.
+/// Reads a whole JSON document from an entry through the depth limit and `budget`,
+/// with a seed that can stream parts of it. The seed starts and stops the budget; the
+/// caller reports a budget that was used up.
 pub(crate) fn read_document_with<'de, S: DeserializeSeed<'de>>(
     entry: &mut EntryReader<'_>,
     max_depth: u32,
+    budget: &ByteBudget,
     seed: S,
 ) -> Result<S::Value, InvalidArchive> {
     let name = entry.name().to_owned();
     let mut limited = DepthLimitedReader::new(&mut *entry, max_depth);
     let result = {
-        let mut buffered = io::BufReader::new(&mut limited);
+        let budgeted = BudgetReader {
+            inner: &mut limited,
+            budget,
+        };
+        let mut buffered = io::BufReader::new(budgeted);
         skip_bom(&mut buffered)
             .map_err(serde_json::Error::io)
             .and_then(|()| {
@@ -293,6 +354,13 @@ fn describe(error: &serde_json::Error) -> String {
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(message, _)| message);
+    // serde_json reports invalid UTF-8 inside a string with this wording.
+    if message == "invalid unicode code point" {
+        return format!(
+            "a string is not valid UTF-8 (column {}); text must be UTF-8",
+            error.column()
+        );
+    }
     let message = match message.char_indices().nth(KEEP) {
         Some((end, _)) => format!("{}...", &message[..end]),
         None => message.to_owned(),
@@ -359,6 +427,27 @@ mod tests {
         let text = error.map(|error| describe(&error)).unwrap_or_default();
         assert!(text.len() < 300, "{} bytes", text.len());
         assert!(text.starts_with("invalid type: string"), "{text}");
+    }
+
+    #[test]
+    fn describe_names_invalid_utf8() {
+        let error = serde_json::from_slice::<serde_json::Value>(b"{\"a\": \"A\xFFe\"}").err();
+        let text = error.map(|error| describe(&error)).unwrap_or_default();
+        assert!(text.contains("not valid UTF-8"), "{text}");
+    }
+
+    #[test]
+    fn budget_stops_a_large_part() {
+        let budget = ByteBudget::default();
+        let text = [b'x'; 100];
+        let mut reader = BudgetReader {
+            inner: &text[..],
+            budget: &budget,
+        };
+        budget.start(10);
+        let mut buffer = [0_u8; 64];
+        assert!(reader.read(&mut buffer).is_err());
+        assert!(budget.exceeded());
     }
 
     #[test]

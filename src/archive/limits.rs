@@ -16,7 +16,8 @@ pub struct Limits {
     pub max_entries: u64,
     /// Maximum nesting depth of arrays and objects in a JSON document.
     pub max_json_depth: u32,
-    /// Maximum size of one line of a line-based file (one object), in bytes.
+    /// Maximum size of one object, in bytes: one line of a line-based file, or one
+    /// element of the `objects` array of format 2.
     pub max_line_bytes: u64,
 }
 

@@ -30,6 +30,13 @@ use entry::{Contents, EntryReader, Zip, invalid_archive, invalid_file};
 /// The newest archive format this reader understands.
 pub const CURRENT_FORMAT_VERSION: u32 = 3;
 
+/// Maximum number of access numbers over all ranges of one archive. Every number
+/// becomes a database row, so a single valid-looking range of 15-digit numbers could
+/// otherwise make an import write for days and fill the disk.
+// TODO: make this a limit option (--archive-max-access-numbers) once the command line
+// and the other front ends pass it. Ten million is a chosen bound, not a measured one.
+pub const MAX_ACCESS_NUMBERS: u64 = 10_000_000;
+
 /// Where in an archive a problem was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -130,8 +137,37 @@ pub struct Archive {
 pub(crate) struct Header {
     tenant: TenantRecord,
     ranges: Vec<NumberRange>,
-    range_locations: Vec<Location>,
+    range_places: RangePlaces,
     layout: Layout,
+}
+
+/// Where each range of an archive was found, kept compact because an archive may have
+/// millions of ranges and the places are only needed for a message.
+pub(crate) enum RangePlaces {
+    /// Element `index` of a JSON array in `file`, as `{prefix}[index]`.
+    Elements {
+        file: &'static str,
+        prefix: &'static str,
+    },
+    /// One line of a CSV file per range.
+    Lines { file: &'static str, lines: Vec<u64> },
+}
+
+impl RangePlaces {
+    /// Returns the location of the range at `index`.
+    fn location(&self, index: usize) -> Location {
+        match self {
+            Self::Elements { file, prefix } => Location::Field {
+                file: (*file).to_owned(),
+                line: None,
+                field: format!("{prefix}[{index}]"),
+            },
+            Self::Lines { file, lines } => Location::Line {
+                file: (*file).to_owned(),
+                line: lines.get(index).copied().unwrap_or_default(),
+            },
+        }
+    }
 }
 
 /// Where the objects of an archive are, per format version.
@@ -347,20 +383,54 @@ fn read_header(
     if let Some((first, second)) = values::find_overlap(&header.ranges) {
         let (left, right) = (&header.ranges[first], &header.ranges[second]);
         return Err(InvalidArchive {
-            location: header.range_locations[second].clone(),
+            location: header.range_places.location(second),
             problem: format!(
                 "range {}-{} overlaps range {}-{} at {}; ranges of one archive must not share numbers",
-                right.first, right.last, left.first, left.last, header.range_locations[first]
+                right.first,
+                right.last,
+                left.first,
+                left.last,
+                header.range_places.location(first)
             ),
         });
     }
+    check_number_count(&header)?;
     Ok((format_version, schema_version, header))
+}
+
+/// Rejects an archive whose ranges together cover more than [`MAX_ACCESS_NUMBERS`],
+/// naming the range that crosses the limit.
+fn check_number_count(header: &Header) -> Result<(), InvalidArchive> {
+    let mut total: u64 = 0;
+    for (index, range) in header.ranges.iter().enumerate() {
+        total = total.saturating_add(u64::try_from(range.len()).unwrap_or(u64::MAX));
+        if total > MAX_ACCESS_NUMBERS {
+            return Err(InvalidArchive {
+                location: header.range_places.location(index),
+                problem: format!(
+                    "range {}-{} brings the archive to {total} access numbers, more than the maximum of {MAX_ACCESS_NUMBERS}",
+                    range.first, range.last
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Finds the format version: from manifest.json when it has one, else from
 /// export.properties.
 fn detect(zip: &mut Zip, contents: &Contents, limits: &Limits) -> Result<Detected, InvalidArchive> {
     if let Some(info) = contents.get("manifest.json") {
+        let max_bytes = max_manifest_bytes(limits);
+        if info.size > max_bytes {
+            return Err(invalid_file(
+                "manifest.json",
+                format!(
+                    "file declares {} bytes, more than the {max_bytes} bytes that a manifest of at most {} files needs (--archive-max-entries)",
+                    info.size, limits.max_entries
+                ),
+            ));
+        }
         let mut reader = EntryReader::open(zip, info)?;
         let manifest: RawManifest = json::read_document(&mut reader, limits.max_json_depth)?;
         reader.finish()?;
@@ -377,6 +447,16 @@ fn detect(zip: &mut Zip, contents: &Contents, limits: &Limits) -> Result<Detecte
         "manifest.json and export.properties are both missing; this is not a tenant archive"
             .to_owned(),
     ))
+}
+
+/// Returns the largest manifest a valid archive can have: 64 KiB for the identity,
+/// versions and other fields, plus, for each entry, its path with every byte escaped, a
+/// SHA-256, a size and indentation. Reading a larger one could only spend memory on a
+/// hostile value.
+fn max_manifest_bytes(limits: &Limits) -> u64 {
+    const FIXED_BYTES: u64 = 64 * 1024;
+    const LISTED_FILE_BYTES: u64 = 2 * entry::MAX_ENTRY_NAME_BYTES as u64 + 256;
+    FIXED_BYTES.saturating_add(limits.max_entries.saturating_mul(LISTED_FILE_BYTES))
 }
 
 fn version_field(value: Option<&Value>, field: &str) -> Result<u32, InvalidArchive> {

@@ -10,7 +10,8 @@ use super::entry::{Contents, EntryReader, Zip, invalid_file};
 use super::json;
 use super::values::{self, GuidForm, RawIdentity};
 use super::{
-    Header, InvalidArchive, Layout, Limits, LocatedObject, Location, Stop, field_problem, require,
+    Header, InvalidArchive, Layout, Limits, LocatedObject, Location, RangePlaces, Stop,
+    field_problem, require,
 };
 use crate::model::{AccessNumber, ConfigObject, Media, NumberRange, TenantRecord, TenantStatus};
 
@@ -192,15 +193,12 @@ pub(crate) fn read_header(
     };
 
     let mut ranges = Vec::new();
-    let mut range_locations = Vec::new();
+    let mut lines = Vec::new();
     let mut entry = EntryReader::open(zip, numbers_info)?;
     let read =
         for_each_row::<InvalidArchive>(&mut entry, &NUMBER_HEADER, limits, |line, fields| {
             ranges.push(range(line, fields)?);
-            range_locations.push(Location::Line {
-                file: ACCESS_NUMBERS.to_owned(),
-                line,
-            });
+            lines.push(line);
             Ok(())
         });
     finish_rows(&mut entry, read).map_err(|stop| match stop {
@@ -211,7 +209,10 @@ pub(crate) fn read_header(
     Ok(Header {
         tenant,
         ranges,
-        range_locations,
+        range_places: RangePlaces::Lines {
+            file: ACCESS_NUMBERS,
+            lines,
+        },
         layout: Layout::V1,
     })
 }

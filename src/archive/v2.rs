@@ -12,8 +12,8 @@ use super::json;
 use super::v3::{at_element, manifest_identity};
 use super::values::{self, FieldProblem, GuidForm, RawObject, RawTenant};
 use super::{
-    Header, InvalidArchive, Layout, Limits, LocatedObject, Location, RawManifest, Stop,
-    field_problem, require,
+    Header, InvalidArchive, Layout, Limits, LocatedObject, Location, RangePlaces, RawManifest,
+    Stop, field_problem, require,
 };
 use crate::model::{AccessNumber, NumberRange};
 
@@ -27,6 +27,15 @@ struct RawRange {
     trunk: Option<Value>,
 }
 
+/// The `accessNumbers` array, converted one element at a time so the raw JSON of
+/// millions of ranges is never held at once. Only the first invalid element is kept.
+struct StreamedRanges {
+    ranges: Vec<NumberRange>,
+    invalid: Option<(usize, FieldProblem)>,
+}
+
+struct StreamedRangesVisitor;
+
 /// Visits the top-level object of tenant.json and streams its `objects` array.
 struct TenantSeed<'s, E> {
     objects: ObjectsSeed<'s, E>,
@@ -36,6 +45,8 @@ struct ObjectsSeed<'s, E> {
     sink: &'s mut dyn FnMut(LocatedObject) -> Result<(), E>,
     stop: &'s mut Option<Stop<E>>,
     seen: &'s mut bool,
+    budget: &'s json::ByteBudget,
+    max_object_bytes: u64,
 }
 
 /// Reads manifest identity, tenant fields and access numbers.
@@ -49,7 +60,7 @@ pub(crate) fn read_header(
     let manifest_identity = manifest_identity(manifest.tenant, GuidForm::Plain)?;
 
     let mut entry = EntryReader::open(zip, info)?;
-    let raw: RawTenant<Vec<RawRange>> = json::read_document(&mut entry, limits.max_json_depth)?;
+    let raw: RawTenant<StreamedRanges> = json::read_document(&mut entry, limits.max_json_depth)?;
     entry.finish()?;
 
     let (tenant, raw_ranges) = values::tenant_record(raw, values::legacy_status)
@@ -63,23 +74,22 @@ pub(crate) fn read_header(
         ));
     }
 
-    let raw_ranges = raw_ranges
+    let streamed = raw_ranges
         .ok_or_else(|| field_problem(TENANT, None, "accessNumbers", "field is missing"))?;
-    let mut ranges = Vec::with_capacity(raw_ranges.len());
-    let mut range_locations = Vec::with_capacity(raw_ranges.len());
-    for (index, raw) in raw_ranges.into_iter().enumerate() {
-        let prefix = format!("accessNumbers[{index}]");
-        ranges.push(range(&raw).map_err(|problem| at_element(TENANT, &prefix, problem))?);
-        range_locations.push(Location::Field {
-            file: TENANT.to_owned(),
-            line: None,
-            field: prefix,
-        });
+    if let Some((index, problem)) = streamed.invalid {
+        return Err(at_element(
+            TENANT,
+            &format!("accessNumbers[{index}]"),
+            problem,
+        ));
     }
     Ok(Header {
         tenant,
-        ranges,
-        range_locations,
+        ranges: streamed.ranges,
+        range_places: RangePlaces::Elements {
+            file: TENANT,
+            prefix: "accessNumbers",
+        },
         layout: Layout::V2,
     })
 }
@@ -93,16 +103,20 @@ pub(crate) fn walk_objects<E>(
 ) -> Result<(), Stop<E>> {
     let info = require(contents, TENANT, 2)?;
     let mut entry = EntryReader::open(zip, info)?;
+
     let mut stop = None;
     let mut seen = false;
+    let budget = json::ByteBudget::default();
     let seed = TenantSeed {
         objects: ObjectsSeed {
             sink,
             stop: &mut stop,
             seen: &mut seen,
+            budget: &budget,
+            max_object_bytes: limits.max_line_bytes,
         },
     };
-    let read = json::read_document_with(&mut entry, limits.max_json_depth, seed);
+    let read = json::read_document_with(&mut entry, limits.max_json_depth, &budget, seed);
     if let Some(stop) = stop {
         return Err(stop);
     }
@@ -145,6 +159,37 @@ fn range(raw: &RawRange) -> Result<NumberRange, FieldProblem> {
     let trunk = values::optional_string(raw.trunk.as_ref(), "trunk")?;
     NumberRange::from_count(first, count, media, trunk)
         .map_err(|error| FieldProblem::new("count", error.0))
+}
+
+impl<'de> Deserialize<'de> for StreamedRanges {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(StreamedRangesVisitor)
+    }
+}
+
+impl<'de> Visitor<'de> for StreamedRangesVisitor {
+    type Value = StreamedRanges;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an array of access-number ranges")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StreamedRanges, A::Error> {
+        let mut streamed = StreamedRanges {
+            ranges: Vec::new(),
+            invalid: None,
+        };
+        while let Some(raw) = seq.next_element::<RawRange>()? {
+            if streamed.invalid.is_some() {
+                continue;
+            }
+            match range(&raw) {
+                Ok(range) => streamed.ranges.push(range),
+                Err(problem) => streamed.invalid = Some((streamed.ranges.len(), problem)),
+            }
+        }
+        Ok(streamed)
+    }
 }
 
 impl<'de, E> DeserializeSeed<'de> for TenantSeed<'_, E> {
@@ -195,7 +240,30 @@ impl<'de, E> Visitor<'de> for ObjectsSeed<'_, E> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         *self.seen = true;
         let mut index = 0_usize;
-        while let Some(element) = seq.next_element::<Value>()? {
+        loop {
+            // One object is held to the size limit of one line of format 3, so what
+            // one format accepts the other does too, and memory stays bounded.
+            self.budget.start(self.max_object_bytes);
+            let element = seq.next_element::<Value>();
+            self.budget.stop();
+            let element = match element {
+                Ok(Some(element)) => element,
+                Ok(None) => break,
+                Err(error) => {
+                    if self.budget.exceeded() {
+                        *self.stop = Some(Stop::Invalid(field_problem(
+                            TENANT,
+                            None,
+                            format!("objects[{index}]"),
+                            format!(
+                                "object is larger than the limit of {} bytes (--archive-max-line-bytes)",
+                                self.max_object_bytes
+                            ),
+                        )));
+                    }
+                    return Err(error);
+                }
+            };
             let prefix = format!("objects[{index}]");
             let object = serde_json::from_value::<RawObject>(element)
                 .map_err(|error| {

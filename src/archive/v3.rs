@@ -2,23 +2,28 @@
 //! Lines file per object type.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{BufReader, Read};
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{self, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::entry::{Contents, EntryDigest, EntryReader, Zip, invalid_file};
 use super::json::{self, LineError, LineReader};
 use super::values::{self, FieldProblem, GuidForm, RawIdentity, RawObject, RawTenant};
 use super::{
-    Header, InvalidArchive, Layout as AnyLayout, Limits, LocatedObject, Location, RawManifest,
-    Stop, field_problem, require,
+    Header, InvalidArchive, Layout as AnyLayout, Limits, LocatedObject, Location, RangePlaces,
+    RawManifest, Stop, field_problem, require,
 };
 use crate::model::{AccessNumber, NumberRange};
 
 const MANIFEST: &str = "manifest.json";
 const TENANT: &str = "tenant.json";
+
+/// Maximum size of `tenant.json`. It contains one tenant, whose settings are the only
+/// free-form part, so a larger file can only spend memory on a hostile value.
+pub const MAX_TENANT_BYTES: u64 = 1 << 20;
 const ACCESS_NUMBERS: &str = "access-numbers.json";
 const OBJECTS_PREFIX: &str = "objects/";
 const OBJECTS_SUFFIX: &str = ".jsonl";
@@ -46,6 +51,44 @@ struct RawRange {
     last: Option<Value>,
     media: Option<Value>,
     trunk: Option<Value>,
+}
+
+/// Converts the elements of the access-numbers array one at a time, so the raw JSON of
+/// millions of ranges is never held at once.
+struct RangesSeed<'s> {
+    ranges: &'s mut Vec<NumberRange>,
+    invalid: &'s mut Option<InvalidArchive>,
+}
+
+impl<'de> DeserializeSeed<'de> for RangesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RangesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an array of access-number ranges")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<RawRange>()? {
+            let index = self.ranges.len();
+            match range(&raw) {
+                Ok(range) => self.ranges.push(range),
+                Err(problem) => {
+                    *self.invalid =
+                        Some(at_element(ACCESS_NUMBERS, &format!("[{index}]"), problem));
+                    return Err(de::Error::custom("invalid range"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Layout {
@@ -189,6 +232,15 @@ pub(crate) fn read_header(
         listed,
     };
 
+    if tenant_info.size > MAX_TENANT_BYTES {
+        return Err(invalid_file(
+            TENANT,
+            format!(
+                "file declares {} bytes, more than the maximum of {MAX_TENANT_BYTES}",
+                tenant_info.size
+            ),
+        ));
+    }
     let mut entry = EntryReader::open(zip, tenant_info)?;
     let raw: RawTenant<IgnoredAny> = json::read_document(&mut entry, limits.max_json_depth)?;
     layout.verify(TENANT, &entry.finish()?)?;
@@ -204,24 +256,31 @@ pub(crate) fn read_header(
     }
 
     let mut entry = EntryReader::open(zip, numbers_info)?;
-    let raw: Vec<RawRange> = json::read_document(&mut entry, limits.max_json_depth)?;
-    layout.verify(ACCESS_NUMBERS, &entry.finish()?)?;
-    let mut ranges = Vec::with_capacity(raw.len());
-    let mut range_locations = Vec::with_capacity(raw.len());
-    for (index, raw) in raw.into_iter().enumerate() {
-        let prefix = format!("[{index}]");
-        ranges.push(range(&raw).map_err(|problem| at_element(ACCESS_NUMBERS, &prefix, problem))?);
-        range_locations.push(Location::Field {
-            file: ACCESS_NUMBERS.to_owned(),
-            line: None,
-            field: prefix,
-        });
+    let mut ranges = Vec::new();
+    let mut invalid = None;
+    let seed = RangesSeed {
+        ranges: &mut ranges,
+        invalid: &mut invalid,
+    };
+    let read = json::read_document_with(
+        &mut entry,
+        limits.max_json_depth,
+        &json::ByteBudget::default(),
+        seed,
+    );
+    if let Some(invalid) = invalid {
+        return Err(invalid);
     }
+    read?;
+    layout.verify(ACCESS_NUMBERS, &entry.finish()?)?;
 
     Ok(Header {
         tenant,
         ranges,
-        range_locations,
+        range_places: RangePlaces::Elements {
+            file: ACCESS_NUMBERS,
+            prefix: "",
+        },
         layout: AnyLayout::V3(layout),
     })
 }
