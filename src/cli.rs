@@ -124,9 +124,14 @@ pub struct LimitArgs {
     #[arg(long, env = "ARCHIVE_MAX_JSON_DEPTH", default_value_t = Limits::default().max_json_depth)]
     pub archive_max_json_depth: u32,
 
-    /// Maximum size of one line (one object) of a line-based file, in bytes.
+    /// Maximum size of one object, in bytes: one line of a JSON Lines file, one CSV row,
+    /// or one element of a format 2 objects array.
     #[arg(long, env = "ARCHIVE_MAX_LINE_BYTES", default_value_t = Limits::default().max_line_bytes)]
     pub archive_max_line_bytes: u64,
+
+    /// Maximum number of access numbers over all ranges of one archive.
+    #[arg(long, env = "ARCHIVE_MAX_ACCESS_NUMBERS", default_value_t = Limits::default().max_access_numbers)]
+    pub archive_max_access_numbers: u64,
 }
 
 /// Options of `import`.
@@ -192,6 +197,7 @@ impl LimitArgs {
             max_entries: self.archive_max_entries,
             max_json_depth: self.archive_max_json_depth,
             max_line_bytes: self.archive_max_line_bytes,
+            max_access_numbers: self.archive_max_access_numbers,
         }
     }
 }

@@ -168,7 +168,8 @@ async fn lost_lock_waits_at_fence() {
     );
     let terminated: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
-         AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1",
+         AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .bind(STANDALONE_LOCK_KEY)
     .fetch_all(&mut conn)
@@ -292,7 +293,8 @@ async fn race_ten_processes(test_db: &TestDatabase, label: &str) {
 async fn fence_waiter(conn: &mut sqlx::PgConnection) -> bool {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-         AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)",
+         AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
     )
     .bind(FENCE_KEY)
     .fetch_one(conn)

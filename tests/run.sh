@@ -14,7 +14,8 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     done
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    -r tests/requirements.txt
 
 cargo test --locked "$@"
 

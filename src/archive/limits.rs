@@ -19,6 +19,10 @@ pub struct Limits {
     /// Maximum size of one object, in bytes: one line of a line-based file, or one
     /// element of the `objects` array of format 2.
     pub max_line_bytes: u64,
+    /// Maximum number of access numbers over all ranges of one archive. Every number
+    /// becomes a database row, so one valid-looking range of 15-digit numbers could
+    /// otherwise make an import write for days and fill the disk.
+    pub max_access_numbers: u64,
 }
 
 impl Default for Limits {
@@ -31,6 +35,7 @@ impl Default for Limits {
             max_entries: 10_000,
             max_json_depth: 64,
             max_line_bytes: 1 << 20,
+            max_access_numbers: 10_000_000,
         }
     }
 }

@@ -30,13 +30,6 @@ use entry::{Contents, EntryReader, Zip, invalid_archive, invalid_file};
 /// The newest archive format this reader understands.
 pub const CURRENT_FORMAT_VERSION: u32 = 3;
 
-/// Maximum number of access numbers over all ranges of one archive. Every number
-/// becomes a database row, so a single valid-looking range of 15-digit numbers could
-/// otherwise make an import write for days and fill the disk.
-// TODO: make this a limit option (--archive-max-access-numbers) once the command line
-// and the other front ends pass it. Ten million is a chosen bound, not a measured one.
-pub const MAX_ACCESS_NUMBERS: u64 = 10_000_000;
-
 /// Where in an archive a problem was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -394,21 +387,21 @@ fn read_header(
             ),
         });
     }
-    check_number_count(&header)?;
+    check_number_count(&header, limits.max_access_numbers)?;
     Ok((format_version, schema_version, header))
 }
 
-/// Rejects an archive whose ranges together cover more than [`MAX_ACCESS_NUMBERS`],
-/// naming the range that crosses the limit.
-fn check_number_count(header: &Header) -> Result<(), InvalidArchive> {
+/// Rejects an archive whose ranges together cover more than `max_numbers` access
+/// numbers, naming the range that crosses the limit.
+fn check_number_count(header: &Header, max_numbers: u64) -> Result<(), InvalidArchive> {
     let mut total: u64 = 0;
     for (index, range) in header.ranges.iter().enumerate() {
         total = total.saturating_add(u64::try_from(range.len()).unwrap_or(u64::MAX));
-        if total > MAX_ACCESS_NUMBERS {
+        if total > max_numbers {
             return Err(InvalidArchive {
                 location: header.range_places.location(index),
                 problem: format!(
-                    "range {}-{} brings the archive to {total} access numbers, more than the maximum of {MAX_ACCESS_NUMBERS}",
+                    "range {}-{} brings the archive to {total} access numbers, more than the maximum of {max_numbers}; raise --archive-max-access-numbers if the archive is genuine",
                     range.first, range.last
                 ),
             });
