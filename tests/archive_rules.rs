@@ -1114,7 +1114,7 @@ fn changed_file_fails_while_streaming() {
 
 #[test]
 fn sample_archives_open_with_their_counts() {
-    let Some(dir) = archives::sample_archives() else {
+    let Some(dir) = support::shared_examples() else {
         return;
     };
     let expected = [

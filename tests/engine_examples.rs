@@ -52,7 +52,7 @@ const EXPECTED: [Expected; 4] = [
 
 #[tokio::test]
 async fn sample_archives_import_in_order() {
-    let Some(examples) = engine_harness::examples_dir() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     for backend in BACKENDS {

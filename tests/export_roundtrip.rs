@@ -131,7 +131,7 @@ async fn export_of_unknown_tenant_fails() {
 
 #[tokio::test]
 async fn sample_archives_round_trip() {
-    let Some(examples) = engine_harness::examples_dir() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     for backend in BACKENDS {

@@ -402,15 +402,6 @@ pub fn write_zip(entries: &[ZipEntry]) -> Vec<u8> {
     out
 }
 
-/// Returns the folder of the sample archives: `SAMPLE_ARCHIVES_DIR` when set, else the
-/// shared folder beside the repository, or `None` (with a message) when neither exists.
-pub fn sample_archives() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("SAMPLE_ARCHIVES_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    crate::support::shared_examples()
-}
-
 /// Returns raw deflate data that decompresses to `len` newlines and then turns into
 /// garbage: a reader that decompresses all of it fails with a corruption error.
 pub fn deflate_then_garbage(len: usize) -> Vec<u8> {

@@ -139,13 +139,3 @@ impl Harness {
         parts.join(" || '|' || ")
     }
 }
-
-/// Returns the folder of the sample archives: `TENANT_OPERATOR_EXAMPLES` when set, otherwise
-/// the shared folder beside the repository, or `None` (with a message) when neither
-/// exists.
-pub fn examples_dir() -> Option<std::path::PathBuf> {
-    match std::env::var_os("TENANT_OPERATOR_EXAMPLES") {
-        Some(dir) => Some(std::path::PathBuf::from(dir)),
-        None => crate::support::shared_examples(),
-    }
-}

@@ -150,10 +150,14 @@ pub async fn admin_connection() -> sqlx::PgConnection {
         .expect("connect to PostgreSQL; is it running on 127.0.0.1:5432?")
 }
 
-/// The folder of the four sample archives, or `None` (with a message) when the shared
-/// folder is not beside the repository.
+/// Returns the folder of the four sample archives: `SAMPLE_ARCHIVES_DIR` when set, else
+/// the shared folder beside the repository, or `None` (with a message) when it is
+/// absent.
 pub fn shared_examples() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/examples");
+    let dir = match std::env::var_os("SAMPLE_ARCHIVES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/examples"),
+    };
     if dir.is_dir() {
         Some(dir)
     } else {
