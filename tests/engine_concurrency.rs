@@ -5,6 +5,8 @@
 mod engine_fixtures;
 #[path = "support/engine_harness.rs"]
 mod engine_harness;
+#[path = "support/lost_lock.rs"]
+mod lost_lock;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -13,29 +15,10 @@ use sqlx::Connection;
 
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
+use lost_lock::LostLock;
 use tenant_operator::db::Database;
 use tenant_operator::engine::{FENCE_KEY, ImportRequest, Outcome};
-use tenant_operator::lock::{ImportLock, LockError, LockGuard};
-
-/// A lock that is always free, as an outer lock that was lost would be: only the
-/// engine's transaction fence keeps two imports apart.
-struct LostLock;
-
-struct NoGuard;
-
-#[async_trait::async_trait]
-impl ImportLock for LostLock {
-    async fn acquire(&self, _timeout: Duration) -> Result<Box<dyn LockGuard>, LockError> {
-        Ok(Box::new(NoGuard))
-    }
-}
-
-#[async_trait::async_trait]
-impl LockGuard for NoGuard {
-    async fn release(self: Box<Self>) -> Result<(), LockError> {
-        Ok(())
-    }
-}
+use tenant_operator::lock::ImportLock;
 
 #[tokio::test]
 async fn racing_imports_both_succeed() {

@@ -7,6 +7,8 @@
 mod crash;
 #[path = "support/engine_fixtures.rs"]
 mod engine_fixtures;
+#[path = "support/lost_lock.rs"]
+mod lost_lock;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -17,11 +19,11 @@ use sqlx::Connection;
 
 use crash::{ImportCommand, wait};
 use engine_fixtures::TenantFixture;
+use lost_lock::LostLock;
 use support::{Backend, TestDatabase};
 use tenant_operator::archive::Limits;
 use tenant_operator::db::{Database, STANDALONE_LOCK_KEY};
 use tenant_operator::engine::{Engine, FENCE_KEY, ImportRequest, Outcome, ReportingConfig};
-use tenant_operator::lock::{ImportLock, LockError, LockGuard};
 
 const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 
@@ -43,26 +45,6 @@ struct Projection {
     numbers: Vec<String>,
     tenants: Vec<String>,
     reports: Vec<String>,
-}
-
-/// A lock that is always free, as an outer lock that was lost would be, so only the
-/// engine's fence keeps imports apart.
-struct LostLock;
-
-struct NoGuard;
-
-#[async_trait::async_trait]
-impl ImportLock for LostLock {
-    async fn acquire(&self, _timeout: Duration) -> Result<Box<dyn LockGuard>, LockError> {
-        Ok(Box::new(NoGuard))
-    }
-}
-
-#[async_trait::async_trait]
-impl LockGuard for NoGuard {
-    async fn release(self: Box<Self>) -> Result<(), LockError> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

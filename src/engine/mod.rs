@@ -113,6 +113,27 @@ pub struct ImportReport {
     pub message: String,
 }
 
+impl ImportReport {
+    /// Builds the report of a verdict reached before the archive could be read: no
+    /// tenant, no counts, no archive facts.
+    pub fn without_archive(outcome: Outcome, message: String) -> Self {
+        Self {
+            outcome,
+            tenant: None,
+            access_numbers: NumberCounts::default(),
+            skipped_ranges: Vec::new(),
+            reporting_database: None,
+            collisions: Vec::new(),
+            objects: 0,
+            format_version: None,
+            archive_sha256: None,
+            archive_size: None,
+            replayed: false,
+            message,
+        }
+    }
+}
+
 /// An import that failed for a reason other than its verdict: the caller may retry.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

@@ -334,20 +334,7 @@ fn invalid_report(archive: Option<&Archive>, invalid: &InvalidArchive) -> Import
     let message = format!("invalid archive: {invalid}");
     match archive {
         Some(archive) => verdict(archive, Outcome::Invalid, message),
-        None => ImportReport {
-            outcome: Outcome::Invalid,
-            tenant: None,
-            access_numbers: NumberCounts::default(),
-            skipped_ranges: Vec::new(),
-            reporting_database: None,
-            collisions: Vec::new(),
-            objects: 0,
-            format_version: None,
-            archive_sha256: None,
-            archive_size: None,
-            replayed: false,
-            message,
-        },
+        None => ImportReport::without_archive(Outcome::Invalid, message),
     }
 }
 

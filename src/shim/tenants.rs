@@ -104,23 +104,11 @@ fn import_error(error: ImportError) -> ApiError {
 
 /// Builds the report of an import that waited for this process's turn for the whole timeout.
 fn lock_timeout_report(waited: Duration) -> ImportReport {
-    ImportReport {
-        outcome: Outcome::LockTimeout,
-        tenant: None,
-        access_numbers: Default::default(),
-        skipped_ranges: Vec::new(),
-        reporting_database: None,
-        collisions: Vec::new(),
-        objects: 0,
-        format_version: None,
-        archive_sha256: None,
-        archive_size: None,
-        replayed: false,
-        message: format!(
-            "timed out after {} seconds waiting for another import to finish; retry later or raise lockTimeout",
-            waited.as_secs()
-        ),
-    }
+    let message = format!(
+        "timed out after {} seconds waiting for another import to finish; retry later or raise lockTimeout",
+        waited.as_secs()
+    );
+    ImportReport::without_archive(Outcome::LockTimeout, message)
 }
 
 /// Converts an import verdict to its response: 200 with the report, or an error.
