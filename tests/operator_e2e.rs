@@ -789,9 +789,9 @@ async fn health_routes_answer() {
     let operator = Operator::start(&server, &db, "pod-a", &[]);
 
     let (code, body) = operator.get("/healthz").await;
-    assert_eq!((code, body.as_str()), (200, "ok"));
-    let (code, _) = operator.get("/readyz").await;
-    assert_eq!(code, 200);
+    assert_eq!((code, body.trim_end()), (200, "ok"));
+    let (code, body) = operator.get("/readyz").await;
+    assert_eq!((code, body.trim_end()), (200, "ready"));
     let (code, metrics) = operator.get("/metrics").await;
     assert_eq!(code, 200);
     for name in [
