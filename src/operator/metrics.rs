@@ -1,7 +1,7 @@
 //! The operator's Prometheus metrics and its readiness check.
 //!
 //! `run` serves them with the shim's [`health_router`](crate::shim::health_router), so
-//! the operator and the shim answer `/healthz`, `/readyz` and `/metrics` alike.
+//! the operator and the shim serve `/healthz`, `/readyz` and `/metrics` alike.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,8 +33,10 @@ pub struct Metrics {
     leader: Gauge,
 }
 
-/// Ready once the operator has built its API client and controller; a standby replica
-/// is ready too, because it serves its health routes and waits for leadership.
+/// Ready once the operator has built its API client and controller.
+///
+/// A standby replica is ready too, because it serves its health routes while it waits
+/// for leadership.
 #[derive(Debug, Default)]
 pub struct StartupReadiness {
     started: AtomicBool,
