@@ -315,6 +315,8 @@ async fn file_archive_is_imported_with_status_and_event() {
     assert_eq!(condition(&acme, "Ready")["status"], "True");
     assert_eq!(condition(&acme, "Ready")["reason"], "Imported");
     assert_eq!(condition(&acme, "Progressing")["status"], "False");
+    assert_eq!(condition(&acme, "Reconciling")["status"], "False");
+    assert_eq!(condition(&acme, "Stalled")["status"], "False");
     assert_eq!(tenant_count(&db).await, 1);
 
     let instances = wait_for_event(&server, "acme", "Normal", "Imported").await;
@@ -344,6 +346,8 @@ async fn second_import_of_tenant_is_conflict() {
     assert_eq!(condition(&again, "Ready")["status"], "False");
     assert_eq!(condition(&again, "Ready")["reason"], "Conflict");
     assert_eq!(condition(&again, "Progressing")["status"], "False");
+    assert_eq!(condition(&again, "Reconciling")["status"], "False");
+    assert_eq!(condition(&again, "Stalled")["status"], "True");
     assert_eq!(again["status"]["attempts"], 1);
     assert_eq!(tenant_count(&db).await, 1);
     wait_for_event(&server, "acme-again", "Warning", "Conflict").await;
@@ -396,6 +400,8 @@ async fn lock_timeout_then_import_after_release() {
     let waiting = wait_for_outcome(&server, "globex", "LockTimeout").await;
     assert_eq!(condition(&waiting, "Ready")["reason"], "LockTimeout");
     assert_eq!(condition(&waiting, "Progressing")["status"], "True");
+    assert_eq!(condition(&waiting, "Reconciling")["status"], "True");
+    assert_eq!(condition(&waiting, "Stalled")["status"], "False");
     assert!(
         waiting["status"]["message"]
             .as_str()
@@ -426,6 +432,8 @@ async fn invalid_archive_is_final() {
 
     assert_eq!(condition(&broken, "Ready")["reason"], "InvalidArchive");
     assert_eq!(condition(&broken, "Progressing")["status"], "False");
+    assert_eq!(condition(&broken, "Reconciling")["status"], "False");
+    assert_eq!(condition(&broken, "Stalled")["status"], "True");
     assert_eq!(broken["status"]["attempts"], 1);
     assert_eq!(tenant_count(&db).await, 0);
 }
@@ -443,6 +451,8 @@ async fn sha256_mismatch_is_invalid() {
 
     assert_eq!(condition(&rejected, "Ready")["reason"], "DigestMismatch");
     assert_eq!(condition(&rejected, "Progressing")["status"], "False");
+    assert_eq!(condition(&rejected, "Reconciling")["status"], "False");
+    assert_eq!(condition(&rejected, "Stalled")["status"], "True");
     let message = rejected["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(&"ab".repeat(32)), "{message}");
     assert!(rejected["status"]["completedAt"].is_string());
@@ -480,6 +490,8 @@ async fn missing_secret_fails_then_recovers() {
     let failed = wait_for_outcome(&server, "orphan", "Failed").await;
     assert_eq!(condition(&failed, "Ready")["reason"], "SecretNotFound");
     assert_eq!(condition(&failed, "Progressing")["status"], "True");
+    assert_eq!(condition(&failed, "Reconciling")["status"], "True");
+    assert_eq!(condition(&failed, "Stalled")["status"], "False");
     let message = failed["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("configdb"), "{message}");
 
