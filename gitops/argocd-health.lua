@@ -7,6 +7,10 @@
 --   Failed                  -> Degraded (the operator retries, but a person usually has to act)
 --   no status yet, a spec generation or re-run request the operator has not processed,
 --   or an attempt running (Progressing=True with reason Importing) -> Progressing
+--   no outcome but Stalled=True -> Degraded, and Reconciling=True -> Progressing
+--
+-- The operator writes Ready, Progressing, Reconciling and Stalled. The outcome decides
+-- first, and the conditions decide only for a status without one.
 --
 -- Argo CD runs health checks in gopher-lua, which implements Lua 5.1, so this script
 -- uses nothing newer.
@@ -73,6 +77,8 @@ local function assess(obj)
   local conditions = status.conditions
   local ready = find_condition(conditions, "Ready")
   local progressing = find_condition(conditions, "Progressing")
+  local reconciling = find_condition(conditions, "Reconciling")
+  local stalled = find_condition(conditions, "Stalled")
   local running = progressing ~= nil and progressing.status == "True"
   if running and progressing.reason == "Importing" then
     return "Progressing", message_of(progressing, "Import in progress")
@@ -99,8 +105,14 @@ local function assess(obj)
   if ready ~= nil and ready.status == "True" then
     return "Healthy", message_of(ready, "Ready")
   end
+  if stalled ~= nil and stalled.status == "True" then
+    return "Degraded", message_of(stalled, "The import stopped on a final failure")
+  end
   if running then
     return "Progressing", message_of(progressing, "Import in progress")
+  end
+  if reconciling ~= nil and reconciling.status == "True" then
+    return "Progressing", message_of(reconciling, "Import in progress")
   end
   return "Progressing", message_of(ready, "Waiting for the operator to report an outcome")
 end

@@ -9,135 +9,25 @@ mod support;
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/operator_process.rs"]
+mod operator_process;
 #[path = "support/s3.rs"]
 mod s3;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fake_apiserver::{FakeApiServer, Fault, FaultAction};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
+use operator_process::{
+    EVENTS, LEASES, NAMESPACE, OPERATOR_NAMESPACE, Operator, TENANT_IMPORTS, WAIT, condition,
+    create_import, create_secret, file_url, setup, spec, tenant_count, wait_for_outcome,
+};
 use serde_json::{Value, json};
 use support::{Backend, TestDatabase};
 use tenant_operator::lock::ImportLock;
 use tenant_operator::operator::lease::LeaseLock;
-
-const NAMESPACE: &str = "contact-center";
-const OPERATOR_NAMESPACE: &str = "ops";
-const TENANT_IMPORTS: &str = "tenantimports.ccops.dev";
-const EVENTS: &str = "events.events.k8s.io";
-const LEASES: &str = "leases.coordination.k8s.io";
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A `tenant-operator run` process, killed on drop. Its log is printed when the test
-/// fails.
-struct Operator {
-    child: Child,
-    log: PathBuf,
-    metrics: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Operator {
-    fn start(server: &FakeApiServer, db: &TestDatabase, identity: &str, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("operator folder");
-        let log = dir.path().join("operator.log");
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tenant-operator"))
-            .arg("run")
-            .args(["--namespace", OPERATOR_NAMESPACE])
-            .args(["--holder-identity", identity])
-            .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
-            .args(["--lease-duration", "3"])
-            .args(["--retry-initial-delay", "1"])
-            .args(["--retry-max-delay", "2"])
-            .args(["--reporting-database-prefix", &db.reporting_prefix])
-            .args(extra)
-            .env("KUBECONFIG", server.kubeconfig_path())
-            .env("RUST_LOG", "info,tenant_operator=debug")
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("WATCH_NAMESPACE")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("operator log"))
-            .spawn()
-            .expect("start tenant-operator run");
-        Self {
-            child,
-            log,
-            metrics: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    /// Asks the operator to stop as Kubernetes does, with SIGTERM, and waits up to
-    /// 20 s for it to exit.
-    async fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("send SIGTERM");
-        assert!(status.success(), "kill -TERM failed");
-        self.wait_for_exit(Duration::from_secs(20)).await
-    }
-
-    /// Waits for the operator to exit, without blocking the runtime that serves the
-    /// fake API server, and panics after `timeout`.
-    async fn wait_for_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("operator status") {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "operator still running after {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stops the operator at once, as a crash or a node failure does.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match reqwest::get(format!("{}{path}", self.metrics)).await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    return (status, response.text().await.unwrap_or_default());
-                }
-                Err(error) if tokio::time::Instant::now() > deadline => {
-                    panic!("GET {path} failed: {error}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("---- operator log ({}) ----\n{log}", self.log.display());
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
 
 fn sample_archives() -> Option<PathBuf> {
     match std::env::var_os("SAMPLE_ARCHIVES_DIR") {
@@ -154,72 +44,6 @@ fn write_archive(name: &str, bytes: impl AsRef<[u8]>) -> (tempfile::TempDir, Str
     std::fs::write(&path, bytes).expect("write archive");
     let url = file_url(&path);
     (dir, url)
-}
-
-fn file_url(path: &Path) -> String {
-    format!("file://{}", path.display())
-}
-
-async fn create_secret(server: &FakeApiServer, name: &str, data: &[(&str, &str)]) {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..ObjectMeta::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(server.client().await, NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create Secret");
-}
-
-async fn create_import(server: &FakeApiServer, name: &str, spec: Value) {
-    let resource = json!({
-        "apiVersion": "ccops.dev/v1alpha1",
-        "kind": "TenantImport",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    });
-    let api: Api<tenant_operator::operator::crd::TenantImport> =
-        Api::namespaced(server.client().await, NAMESPACE);
-    let resource = serde_json::from_value(resource).expect("valid TenantImport");
-    api.create(&PostParams::default(), &resource)
-        .await
-        .expect("create TenantImport");
-}
-
-fn spec(url: &str, cluster: &str) -> Value {
-    json!({
-        "source": {"url": url},
-        "target": {"cluster": cluster, "databaseSecretRef": {"name": "configdb"}},
-        "lockTimeoutSeconds": 1,
-    })
-}
-
-/// Waits until the TenantImport's status has `outcome` and returns the resource.
-async fn wait_for_outcome(server: &FakeApiServer, name: &str, outcome: &str) -> Value {
-    let what = format!("TenantImport {name} to reach {outcome}");
-    server
-        .wait_for(TENANT_IMPORTS, WAIT, &what, |imports| {
-            imports
-                .iter()
-                .find(|ti| ti["metadata"]["name"] == name && ti["status"]["outcome"] == outcome)
-                .cloned()
-        })
-        .await
-}
-
-fn condition<'a>(resource: &'a Value, type_: &str) -> &'a Value {
-    resource["status"]["conditions"]
-        .as_array()
-        .and_then(|conditions| conditions.iter().find(|c| c["type"] == type_))
-        .unwrap_or(&Value::Null)
 }
 
 /// Returns the reasons and types of the Events about one TenantImport.
@@ -266,25 +90,6 @@ async fn wait_for_event(
         .await
 }
 
-async fn tenant_count(db: &TestDatabase) -> i64 {
-    let pool = sqlx::PgPool::connect(&db.url)
-        .await
-        .expect("connect to test database");
-    let count = sqlx::query_scalar("SELECT count(*) FROM tenants")
-        .fetch_one(&pool)
-        .await
-        .expect("count tenants");
-    pool.close().await;
-    count
-}
-
-async fn setup() -> (FakeApiServer, TestDatabase) {
-    let server = FakeApiServer::start().await;
-    let db = TestDatabase::new(Backend::Postgres).await;
-    create_secret(&server, "configdb", &[("url", &db.url)]).await;
-    (server, db)
-}
-
 #[tokio::test]
 async fn file_archive_is_imported_with_status_and_event() {
     let Some(examples) = sample_archives() else {
@@ -315,6 +120,8 @@ async fn file_archive_is_imported_with_status_and_event() {
     assert_eq!(condition(&acme, "Ready")["status"], "True");
     assert_eq!(condition(&acme, "Ready")["reason"], "Imported");
     assert_eq!(condition(&acme, "Progressing")["status"], "False");
+    assert_eq!(condition(&acme, "Reconciling")["status"], "False");
+    assert_eq!(condition(&acme, "Stalled")["status"], "False");
     assert_eq!(tenant_count(&db).await, 1);
 
     let instances = wait_for_event(&server, "acme", "Normal", "Imported").await;
@@ -344,6 +151,8 @@ async fn second_import_of_tenant_is_conflict() {
     assert_eq!(condition(&again, "Ready")["status"], "False");
     assert_eq!(condition(&again, "Ready")["reason"], "Conflict");
     assert_eq!(condition(&again, "Progressing")["status"], "False");
+    assert_eq!(condition(&again, "Reconciling")["status"], "False");
+    assert_eq!(condition(&again, "Stalled")["status"], "True");
     assert_eq!(again["status"]["attempts"], 1);
     assert_eq!(tenant_count(&db).await, 1);
     wait_for_event(&server, "acme-again", "Warning", "Conflict").await;
@@ -396,6 +205,8 @@ async fn lock_timeout_then_import_after_release() {
     let waiting = wait_for_outcome(&server, "globex", "LockTimeout").await;
     assert_eq!(condition(&waiting, "Ready")["reason"], "LockTimeout");
     assert_eq!(condition(&waiting, "Progressing")["status"], "True");
+    assert_eq!(condition(&waiting, "Reconciling")["status"], "True");
+    assert_eq!(condition(&waiting, "Stalled")["status"], "False");
     assert!(
         waiting["status"]["message"]
             .as_str()
@@ -426,6 +237,8 @@ async fn invalid_archive_is_final() {
 
     assert_eq!(condition(&broken, "Ready")["reason"], "InvalidArchive");
     assert_eq!(condition(&broken, "Progressing")["status"], "False");
+    assert_eq!(condition(&broken, "Reconciling")["status"], "False");
+    assert_eq!(condition(&broken, "Stalled")["status"], "True");
     assert_eq!(broken["status"]["attempts"], 1);
     assert_eq!(tenant_count(&db).await, 0);
 }
@@ -443,6 +256,8 @@ async fn sha256_mismatch_is_invalid() {
 
     assert_eq!(condition(&rejected, "Ready")["reason"], "DigestMismatch");
     assert_eq!(condition(&rejected, "Progressing")["status"], "False");
+    assert_eq!(condition(&rejected, "Reconciling")["status"], "False");
+    assert_eq!(condition(&rejected, "Stalled")["status"], "True");
     let message = rejected["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(&"ab".repeat(32)), "{message}");
     assert!(rejected["status"]["completedAt"].is_string());
@@ -480,6 +295,8 @@ async fn missing_secret_fails_then_recovers() {
     let failed = wait_for_outcome(&server, "orphan", "Failed").await;
     assert_eq!(condition(&failed, "Ready")["reason"], "SecretNotFound");
     assert_eq!(condition(&failed, "Progressing")["status"], "True");
+    assert_eq!(condition(&failed, "Reconciling")["status"], "True");
+    assert_eq!(condition(&failed, "Stalled")["status"], "False");
     let message = failed["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("configdb"), "{message}");
 
@@ -789,9 +606,9 @@ async fn health_routes_answer() {
     let operator = Operator::start(&server, &db, "pod-a", &[]);
 
     let (code, body) = operator.get("/healthz").await;
-    assert_eq!((code, body.as_str()), (200, "ok"));
-    let (code, _) = operator.get("/readyz").await;
-    assert_eq!(code, 200);
+    assert_eq!((code, body.trim_end()), (200, "ok"));
+    let (code, body) = operator.get("/readyz").await;
+    assert_eq!((code, body.trim_end()), (200, "ready"));
     let (code, metrics) = operator.get("/metrics").await;
     assert_eq!(code, 200);
     for name in [

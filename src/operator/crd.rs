@@ -147,7 +147,7 @@ pub struct TenantImportStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "optional_outcome_schema")]
     pub outcome: Option<ImportOutcome>,
-    /// `Ready` and `Progressing` conditions.
+    /// `Ready`, `Progressing`, `Reconciling` and `Stalled` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation that the outcome belongs to.

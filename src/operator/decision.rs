@@ -17,6 +17,12 @@ use super::crd::{ImportOutcome, TenantImportStatus};
 pub const CONDITION_READY: &str = "Ready";
 /// The condition type that is `True` while the controller is importing or will retry.
 pub const CONDITION_PROGRESSING: &str = "Progressing";
+/// The kstatus condition type that is `True` while an attempt runs or a retry is
+/// pending, the same cases as [`CONDITION_PROGRESSING`].
+pub const CONDITION_RECONCILING: &str = "Reconciling";
+/// The kstatus condition type that is `True` when the outcome is a final failure
+/// (Conflict or Invalid) that only a new generation or re-run value changes.
+pub const CONDITION_STALLED: &str = "Stalled";
 
 /// Condition reasons, a contract with users and their tooling.
 pub mod reason {
@@ -156,7 +162,11 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut condition: Condition) 
     }
 }
 
-/// Sets the `Ready` and `Progressing` conditions for a result with `reason`.
+/// Sets the `Ready`, `Progressing`, `Reconciling` and `Stalled` conditions for a
+/// result with `reason`.
+///
+/// `outcome` is `None` while an attempt runs. Flux reads `Ready`, `Reconciling` and
+/// `Stalled` (kstatus), and the other tools read `Ready` and `Progressing`.
 pub fn set_conditions(
     status: &mut TenantImportStatus,
     outcome: Option<ImportOutcome>,
@@ -167,6 +177,10 @@ pub fn set_conditions(
 ) {
     let ready = outcome == Some(ImportOutcome::Imported);
     let progressing = outcome.is_none_or(|o| !is_final(o));
+    let stalled = matches!(
+        outcome,
+        Some(ImportOutcome::Conflict | ImportOutcome::Invalid)
+    );
     let condition = |type_: &str, value: bool| Condition {
         type_: type_.to_owned(),
         status: if value { "True" } else { "False" }.to_owned(),
@@ -179,6 +193,14 @@ pub fn set_conditions(
     set_condition(
         &mut status.conditions,
         condition(CONDITION_PROGRESSING, progressing),
+    );
+    set_condition(
+        &mut status.conditions,
+        condition(CONDITION_RECONCILING, progressing),
+    );
+    set_condition(
+        &mut status.conditions,
+        condition(CONDITION_STALLED, stalled),
     );
 }
 
@@ -318,34 +340,47 @@ mod tests {
 
     #[test]
     fn conditions_follow_outcome() {
+        // Outcome, then the expected Ready, Progressing, Reconciling and Stalled.
         let cases = [
-            (Some(ImportOutcome::Imported), "True", "False"),
-            (Some(ImportOutcome::Conflict), "False", "False"),
-            (Some(ImportOutcome::Invalid), "False", "False"),
-            (Some(ImportOutcome::LockTimeout), "False", "True"),
-            (Some(ImportOutcome::Failed), "False", "True"),
-            (None, "False", "True"),
+            (
+                Some(ImportOutcome::Imported),
+                ["True", "False", "False", "False"],
+            ),
+            (
+                Some(ImportOutcome::Conflict),
+                ["False", "False", "False", "True"],
+            ),
+            (
+                Some(ImportOutcome::Invalid),
+                ["False", "False", "False", "True"],
+            ),
+            (
+                Some(ImportOutcome::LockTimeout),
+                ["False", "True", "True", "False"],
+            ),
+            (
+                Some(ImportOutcome::Failed),
+                ["False", "True", "True", "False"],
+            ),
+            (None, ["False", "True", "True", "False"]),
         ];
-        for (outcome, ready, progressing) in cases {
+        let types = [
+            CONDITION_READY,
+            CONDITION_PROGRESSING,
+            CONDITION_RECONCILING,
+            CONDITION_STALLED,
+        ];
+        for (outcome, expected) in cases {
             let mut status = TenantImportStatus::default();
             set_conditions(&mut status, outcome, "Reason", "message", Some(3), at(0));
-            let find = |type_: &str| {
-                status
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == type_)
-                    .map(|c| (c.status.clone(), c.observed_generation))
-            };
-            assert_eq!(
-                find(CONDITION_READY),
-                Some((ready.to_owned(), Some(3))),
-                "{outcome:?}"
-            );
-            assert_eq!(
-                find(CONDITION_PROGRESSING),
-                Some((progressing.to_owned(), Some(3))),
-                "{outcome:?}"
-            );
+            assert_eq!(status.conditions.len(), types.len(), "{outcome:?}");
+            for (type_, value) in types.into_iter().zip(expected) {
+                let condition = status.conditions.iter().find(|c| c.type_ == type_);
+                let found = condition.map(|c| (c.status.as_str(), c.reason.as_str()));
+                assert_eq!(found, Some((value, "Reason")), "{type_} for {outcome:?}");
+                let generation = condition.and_then(|c| c.observed_generation);
+                assert_eq!(generation, Some(3), "{type_} for {outcome:?}");
+            }
         }
     }
 

@@ -1,16 +1,12 @@
-//! The operator's Prometheus metrics and its `/metrics`, `/healthz` and `/readyz`
-//! routes.
+//! The operator's Prometheus metrics and its readiness check.
 //!
-//! NOTE: the HTTP shim is building a shared health and metrics router; this small
-//! router serves the operator until the two are joined.
+//! `run` serves them with the shim's [`health_router`](crate::shim::health_router), so
+//! the operator and the shim serve `/healthz`, `/readyz` and `/metrics` alike.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,6 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::crd::ImportOutcome;
+use crate::shim::ReadinessCheck;
 
 /// The `outcome` label of import metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,25 +24,46 @@ struct OutcomeLabels {
 }
 
 /// The operator's metrics.
+#[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
     imports: Family<OutcomeLabels, Counter>,
     duration: Family<OutcomeLabels, Histogram>,
     lock_wait: Histogram,
     in_flight: Gauge,
     leader: Gauge,
-    ready: AtomicBool,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
+/// Ready once the operator has built its API client and controller.
+///
+/// A standby replica is ready too, because it serves its health routes while it waits
+/// for leadership.
+#[derive(Debug, Default)]
+pub struct StartupReadiness {
+    started: AtomicBool,
+}
+
+impl StartupReadiness {
+    /// Marks the operator as started.
+    pub fn set_started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for StartupReadiness {
+    async fn check(&self) -> Result<(), String> {
+        if self.started.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("the operator is starting".to_owned())
+        }
     }
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
-    pub fn new() -> Self {
+    /// Creates every metric and registers it in `registry`, whose prefix should be
+    /// `tenant_operator`.
+    pub fn register(registry: &mut Registry) -> Self {
         let imports = Family::<OutcomeLabels, Counter>::default();
         let duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.1, 2.0, 14))
@@ -54,7 +72,6 @@ impl Metrics {
         let in_flight = Gauge::default();
         let leader = Gauge::default();
 
-        let mut registry = Registry::with_prefix("tenant_operator");
         registry.register("imports", "Import attempts by outcome", imports.clone());
         registry.register(
             "import_duration_seconds",
@@ -77,13 +94,11 @@ impl Metrics {
             leader.clone(),
         );
         Self {
-            registry,
             imports,
             duration,
             lock_wait,
             in_flight,
             leader,
-            ready: AtomicBool::new(false),
         }
     }
 
@@ -115,17 +130,6 @@ impl Metrics {
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }
-
-    /// Marks the operator ready to serve, once its API client works.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
-    }
 }
 
 /// Decrements the in-flight gauge when dropped.
@@ -139,48 +143,30 @@ impl Drop for InFlight {
     }
 }
 
-/// Builds the router of `/metrics`, `/healthz` and `/readyz`.
-pub fn router(metrics: Arc<Metrics>) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(serve_metrics))
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/readyz", axum::routing::get(serve_ready))
-        .with_state(metrics)
-}
-
-async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> axum::response::Response {
-    match metrics.encode() {
-        Ok(text) => {
-            let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-            ([(header::CONTENT_TYPE, content_type)], text).into_response()
-        }
-        Err(error) => {
-            tracing::error!(error = %error, "failed to encode metrics");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-async fn serve_ready(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
-    if metrics.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn registered() -> (Registry, Arc<Metrics>) {
+        let mut registry = Registry::with_prefix("tenant_operator");
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        (registry, metrics)
+    }
+
+    fn encode(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+        text
+    }
+
     #[test]
     fn imports_are_counted_by_outcome() {
-        let metrics = Metrics::new();
+        let (registry, metrics) = registered();
         metrics.record_import(ImportOutcome::Imported, Duration::from_millis(250));
         metrics.record_import(ImportOutcome::Failed, Duration::from_secs(1));
         metrics.record_import(ImportOutcome::Failed, Duration::from_secs(2));
 
-        let text = metrics.encode().expect("encode");
+        let text = encode(&registry);
         assert!(
             text.contains("tenant_operator_imports_total{outcome=\"Imported\"} 1"),
             "{text}"
@@ -193,20 +179,28 @@ mod tests {
 
     #[test]
     fn in_flight_gauge_follows_guard() {
-        let metrics = Arc::new(Metrics::new());
+        let (registry, metrics) = registered();
         let guard = metrics.start_import();
+        let text = encode(&registry);
         assert!(
-            metrics
-                .encode()
-                .expect("encode")
-                .contains("tenant_operator_imports_in_flight 1")
+            text.contains("tenant_operator_imports_in_flight 1"),
+            "{text}"
         );
+
         drop(guard);
+        let text = encode(&registry);
         assert!(
-            metrics
-                .encode()
-                .expect("encode")
-                .contains("tenant_operator_imports_in_flight 0")
+            text.contains("tenant_operator_imports_in_flight 0"),
+            "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_startup() {
+        let readiness = StartupReadiness::default();
+        assert!(readiness.check().await.is_err(), "ready before start");
+
+        readiness.set_started();
+        assert_eq!(readiness.check().await, Ok(()));
     }
 }

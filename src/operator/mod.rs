@@ -18,19 +18,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use futures::StreamExt;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::cli::LimitArgs;
+use crate::shim::health_router;
 use crd::TenantImport;
 use decision::Backoff;
 use lease::LeaseClaim;
-use metrics::Metrics;
+use metrics::{Metrics, StartupReadiness};
 use reconcile::{Context, Settings};
 
 /// Options of `run`.
@@ -99,10 +102,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         )
     });
-    let metrics = Arc::new(Metrics::new());
-    let listener = tokio::net::TcpListener::bind(args.metrics_listen).await?;
+    let mut registry = Registry::with_prefix("tenant_operator");
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let readiness = Arc::new(StartupReadiness::default());
+    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to listen on {}; is the port in use?",
+                args.metrics_listen
+            )
+        })?;
     tracing::info!(address = %listener.local_addr()?, "serving metrics and health");
-    let router = metrics::router(metrics.clone());
+    let router = health_router(Arc::new(registry), readiness.clone());
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             tracing::error!(error = %error, "metrics server failed");
@@ -146,7 +158,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => Api::all(client),
     };
 
-    metrics.set_ready(true);
+    readiness.set_started();
     tracing::info!(holder, namespace = args.namespace, "operator started");
     let concurrency = args.concurrency;
     leader::run(claim, &metrics, shutdown, |stop| {

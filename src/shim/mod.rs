@@ -8,10 +8,12 @@
 //! A request flows through the span and metrics layer, then the bearer-token check
 //! (every `/configapi` route except the token route), then its handler. An upload is
 //! spooled to a temporary file and imported on a task of its own, one import at a time
-//! per process in arrival order, under the engine's database lock.
+//! per process in arrival order. Each import takes the engine's database lock or, with
+//! `--lease-cluster`, the target cluster's Lease that the operator takes too.
 
 mod auth;
 mod error;
+mod locking;
 mod numbers;
 mod routes;
 mod server;
@@ -31,6 +33,7 @@ use prometheus_client::registry::Registry;
 
 pub use auth::{AuthArgs, AuthConfigError, hash_secret};
 pub use error::ApiError;
+pub use locking::{ImportLocking, LeaseArgs, LeaseSetupError};
 pub use routes::route_table;
 pub use telemetry::{DatabaseReadiness, Metrics, ReadinessCheck, health_router};
 
@@ -52,6 +55,10 @@ pub struct ServeArgs {
     /// Authentication.
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    /// The target cluster's Lease, shared with the operator.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
 
     /// Address and port to listen on; port 0 picks a free port.
     #[arg(long, env = "LISTEN_ADDRESS", default_value = "127.0.0.1:8080")]
@@ -118,6 +125,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let db = args.database.connect().await?;
+    let locking = ImportLocking::from_args(&args.lease, &db).await?;
     let reporting = args.database.reporting_config();
     let engine = Engine::new(db.clone(), args.limits.to_limits(), reporting);
 
@@ -135,6 +143,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         engine,
         db,
+        locking,
         auth: authenticator,
         metrics,
         upload: UploadSettings {

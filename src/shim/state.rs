@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard, OwnedRwLockReadGuard, RwLock};
 
 use super::auth::Authenticator;
+use super::locking::ImportLocking;
 use super::telemetry::Metrics;
 use crate::db::Database;
 use crate::engine::Engine;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub engine: Engine,
     /// The configuration database.
     pub db: Database,
+    /// The lock each import takes.
+    pub locking: ImportLocking,
     /// The authenticator, or `None` with `--insecure-no-auth`.
     pub auth: Option<Authenticator>,
     /// The shim's metrics.

@@ -76,8 +76,8 @@ async fn run_import(
             import_id,
             lock_timeout: lock_timeout.saturating_sub(started.elapsed()),
         };
-        let lock = state.db.standalone_lock();
-        let result = state.engine.import(&request, &lock).await;
+        let lock = state.locking.lock();
+        let result = state.engine.import(&request, lock.as_ref()).await;
         drop(archive);
         result.map_err(import_error)
     };

@@ -138,6 +138,7 @@ INVALID_VALUES = [
     ("shim without database secret", {"shim": {"enabled": True, "auth": {"existingSecret": "auth"}}}),
     ("shim without auth secret", {"shim": {"enabled": True, "databaseSecret": {"name": "db", "key": "url"}}}),
     ("unknown service type", {"shim": {"service": {"type": "ExternalName"}}}),
+    ("lease cluster not a DNS label", {"shim": {"leaseCluster": "EU_west"}}),
     ("scrape interval without unit", {"metrics": {"serviceMonitor": {"interval": "30"}}}),
     ("env entry without name", {"controller": {"env": [{"value": "x"}]}}),
     ("rbac flag as text", {"rbac": {"create": "yes"}}),
@@ -259,6 +260,29 @@ def test_shim_reads_credentials_from_existing_secret():
     assert database["valueFrom"]["secretKeyRef"] == {"name": "eu-west-configdb", "key": "url"}
     assert auth_volume["secret"]["secretName"] == "tenant-operator-shim-auth"
     assert "--clients-file=/etc/tenant-operator/auth/clients" in shim["args"]
+
+
+def test_shim_takes_the_controller_lease():
+    deployment = find(rendered_objects(load_yaml(VALUES_ALL)), "Deployment")
+    shim = next(c for c in deployment["spec"]["template"]["spec"]["containers"]
+                if c["name"] == "shim")
+
+    assert "--lease-cluster=eu-west" in shim["args"]
+    assert "--lease-namespace=$(POD_NAMESPACE)" in shim["args"]
+    assert "--holder-identity=$(POD_NAME)-shim" in shim["args"]
+    namespace = next(env for env in shim["env"] if env["name"] == "POD_NAMESPACE")
+    assert namespace["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+
+def test_shim_keeps_database_lock_by_default():
+    overrides = {"shim": {"enabled": True, "databaseSecret": {"name": "db", "key": "url"},
+                          "auth": {"insecureNoAuth": True}}}
+    deployment = find(rendered_objects(overrides), "Deployment")
+    shim = next(c for c in deployment["spec"]["template"]["spec"]["containers"]
+                if c["name"] == "shim")
+
+    assert not [arg for arg in shim["args"] if arg.startswith("--lease-")]
+    assert not [env for env in shim["env"] if env["name"] == "POD_NAMESPACE"]
 
 
 FAILING_VALUES = [

@@ -32,6 +32,8 @@ pub struct ShimOptions {
     pub insecure: bool,
     /// Further command-line arguments.
     pub args: Vec<String>,
+    /// Environment variables to set, such as `KUBECONFIG`.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `tenant-operator serve` process, stopped on drop.
@@ -66,6 +68,9 @@ impl Shim {
             .env_remove("DATABASE_URL")
             .env_remove("API_CLIENTS")
             .env_remove("TOKEN_SIGNING_KEY")
+            .env_remove("LEASE_CLUSTER")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("POD_NAME")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -83,6 +88,7 @@ impl Shim {
             command.arg("--token-key-file").arg(&key);
         }
         command.args(&options.args);
+        command.envs(options.env.iter().map(|(name, value)| (name, value)));
         let mut child = command.spawn().expect("start tenant-operator serve");
 
         let started = Instant::now();
