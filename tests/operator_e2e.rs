@@ -14,7 +14,6 @@ mod operator_process;
 #[path = "support/s3.rs"]
 mod s3;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use fake_apiserver::{FakeApiServer, Fault, FaultAction};
@@ -28,13 +27,6 @@ use serde_json::{Value, json};
 use support::{Backend, TestDatabase};
 use tenant_operator::lock::ImportLock;
 use tenant_operator::operator::lease::LeaseLock;
-
-fn sample_archives() -> Option<PathBuf> {
-    match std::env::var_os("SAMPLE_ARCHIVES_DIR") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => support::shared_examples(),
-    }
-}
 
 /// Writes `bytes` to a file in a new temporary folder and returns the folder, which
 /// removes the file when dropped, and the file's URL.
@@ -92,7 +84,7 @@ async fn wait_for_event(
 
 #[tokio::test]
 async fn file_archive_is_imported_with_status_and_event() {
-    let Some(examples) = sample_archives() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     let (server, db) = setup().await;
@@ -136,7 +128,7 @@ async fn file_archive_is_imported_with_status_and_event() {
 
 #[tokio::test]
 async fn second_import_of_tenant_is_conflict() {
-    let Some(examples) = sample_archives() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     let (server, db) = setup().await;
@@ -160,7 +152,7 @@ async fn second_import_of_tenant_is_conflict() {
 
 #[tokio::test]
 async fn overlapping_range_is_reported_skipped() {
-    let Some(examples) = sample_archives() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     let (server, db) = setup().await;
@@ -184,7 +176,7 @@ async fn overlapping_range_is_reported_skipped() {
 
 #[tokio::test]
 async fn lock_timeout_then_import_after_release() {
-    let Some(examples) = sample_archives() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     let (server, db) = setup().await;
@@ -327,7 +319,7 @@ async fn missing_secret_fails_then_recovers() {
 
 #[tokio::test]
 async fn s3_archive_is_imported() {
-    let Some(examples) = sample_archives() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     let Some(s3) = s3::S3Server::start().await else {
@@ -426,7 +418,7 @@ async fn rerun_annotation_runs_import_again() {
 
 #[tokio::test]
 async fn restart_during_import_reports_imported() {
-    let Some(examples) = sample_archives() else {
+    let Some(examples) = support::shared_examples() else {
         return;
     };
     let (server, db) = setup().await;
