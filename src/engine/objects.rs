@@ -257,10 +257,12 @@ pub(super) async fn collisions(conn: Conn<'_>) -> Result<Vec<Uuid>, sqlx::Error>
 /// Copies the staged objects into `config_objects`, owned by `tenant`, and drops the
 /// staging table. Returns the number of objects inserted.
 pub(super) async fn insert(mut conn: Conn<'_>, tenant: Uuid) -> Result<u64, sqlx::Error> {
+    // No ORDER BY: the order of rows in `config_objects` means nothing, and sorting
+    // every staged object would add a sort of the whole archive to the import.
     let inserted = match conn.reborrow() {
         Conn::Postgres(conn) => sqlx::query(
             "INSERT INTO config_objects (guid, tenant_guid, object_type, name, attributes) \
-             SELECT guid, $1, object_type, name, attributes FROM import_staging ORDER BY ordinal",
+             SELECT guid, $1, object_type, name, attributes FROM import_staging",
         )
         .bind(tenant)
         .execute(conn)
@@ -268,7 +270,7 @@ pub(super) async fn insert(mut conn: Conn<'_>, tenant: Uuid) -> Result<u64, sqlx
         .rows_affected(),
         Conn::Sqlite(conn) => sqlx::query(
             "INSERT INTO config_objects (guid, tenant_guid, object_type, name, attributes) \
-             SELECT guid, ?1, object_type, name, attributes FROM import_staging ORDER BY ordinal",
+             SELECT guid, ?1, object_type, name, attributes FROM import_staging",
         )
         .bind(guid_text(tenant))
         .execute(conn)
