@@ -151,12 +151,18 @@ async fn write(
         return Err(Halt::Verdict(Box::new(report)));
     }
     check_tenant(tx.conn(), archive).await?;
-    let objects = write_objects(tx, archive).await?;
-    let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
 
-    target.prepare(context.database_id).await?;
+    // The reporting database is made over connections of its own, so the server
+    // creates it while this transaction writes the objects and access numbers. A
+    // verdict or failure of either removes it again through `created`.
+    let (written, prepared) =
+        tokio::join!(write_bulk(tx, archive), target.prepare(context.database_id));
     let name = target.name.clone();
-    *created = Some(target);
+    if prepared.is_ok() {
+        *created = Some(target);
+    }
+    let (objects, numbers) = written?;
+    prepared?;
     tenant::set_reporting_database(tx.conn(), guid, &name).await?;
 
     let report = imported_report(archive, objects, numbers, name);
@@ -170,6 +176,16 @@ async fn write(
     };
     journal::insert(tx.conn(), &entry).await?;
     Ok(report)
+}
+
+/// Writes the tenant, its objects and its access numbers.
+async fn write_bulk(
+    tx: &mut ImportTx<'_>,
+    archive: &Arc<Archive>,
+) -> Result<(u64, NumbersResult), Halt> {
+    let objects = write_objects(tx, archive).await?;
+    let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
+    Ok((objects, numbers))
 }
 
 /// Stops with a conflict when the tenant's GUID, URL or name exists.
