@@ -63,6 +63,11 @@ struct Options {
     #[arg(long, default_value_t = 1_000)]
     owners: i64,
 
+    /// Imports and COPY loads per size; the table shows the median time and the
+    /// largest peak memory.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+
     /// Conflict verdicts to time per size; the table shows the median.
     #[arg(long, default_value_t = 5)]
     conflict_runs: usize,
@@ -132,7 +137,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     let server = Server {
         url: options.postgres_url.trim_end_matches('/').to_owned(),
-        prefix: format!("tenant_operator_bench_{}_", &token[..8]),
+        prefix: format!("tenant_bench_{}_", &token[..8]),
     };
     let work = tempfile::tempdir()?;
     let load_before = load_average();
@@ -172,38 +177,39 @@ async fn measure_size(
     work: &Path,
 ) -> anyhow::Result<Row> {
     let objects = subject.objects;
-    let target = server.database(&format!("import_{objects}"));
-    server.clone_database(seed, &target).await?;
-    eprintln!("importing {objects} objects into PostgreSQL");
-    let postgres = import(&server.database_url(&target), server, &subject.path, 0)?;
-    ensure!(
-        postgres.report["outcome"] == "Imported",
-        "the PostgreSQL import did not succeed: {}",
-        postgres.report
-    );
-    let rows_written = rows_written(&postgres.report)?;
-
-    eprintln!("timing {} conflict verdicts", options.conflict_runs);
-    let mut conflicts = Vec::new();
-    for _ in 0..options.conflict_runs {
-        let run = import(&server.database_url(&target), server, &subject.path, 3)?;
+    let mut imports = Vec::new();
+    let mut conflict = Duration::ZERO;
+    let mut files = None;
+    for attempt in 0..options.repeat {
+        let target = server.database(&format!("import_{objects}_{attempt}"));
+        server.clone_database(seed, &target).await?;
+        eprintln!("importing {objects} objects into PostgreSQL");
+        let run = import(&server.database_url(&target), server, &subject.path, 0)?;
         ensure!(
-            run.report["outcome"] == "Conflict",
-            "the repeated import did not end in a conflict: {}",
+            run.report["outcome"] == "Imported",
+            "the PostgreSQL import did not succeed: {}",
             run.report
         );
-        conflicts.push(run.elapsed);
+        imports.push(run);
+        if files.is_none() {
+            conflict = time_conflicts(options, server, &target, subject)?;
+            files = Some(dump_written(server, &target, subject, work).await?);
+        }
+        server.drop_database(&target).await?;
     }
-    conflicts.sort();
-    let conflict = conflicts
-        .get(conflicts.len() / 2)
-        .copied()
-        .unwrap_or_default();
+    let peak_rss_kib = imports.iter().map(|run| run.peak_rss_kib).max();
+    imports.sort_by_key(|run| run.elapsed);
+    let mut postgres = imports.swap_remove(imports.len() / 2);
+    postgres.peak_rss_kib = peak_rss_kib.unwrap_or_default();
+    let rows_written = rows_written(&postgres.report)?;
 
-    let files = dump_written(server, &target, subject, work).await?;
-    server.drop_database(&target).await?;
-    eprintln!("loading the same rows with COPY");
-    let copy = copy_baseline(server, seed, subject, &files).await?;
+    let files = files.context("no import ran; --repeat must be at least 1")?;
+    let mut copies = Vec::new();
+    for _ in 0..options.repeat {
+        eprintln!("loading the same rows with COPY");
+        copies.push(copy_baseline(server, seed, subject, &files).await?);
+    }
+    let copy = median(copies);
 
     let sqlite = if options.skip_sqlite {
         None
@@ -221,6 +227,33 @@ async fn measure_size(
         conflict,
         sqlite,
     })
+}
+
+/// Imports the archive again into `target`, which already has its tenant, and returns
+/// the median time to the conflict verdict.
+fn time_conflicts(
+    options: &Options,
+    server: &Server,
+    target: &str,
+    subject: &Subject,
+) -> anyhow::Result<Duration> {
+    eprintln!("timing {} conflict verdicts", options.conflict_runs);
+    let mut times = Vec::new();
+    for _ in 0..options.conflict_runs {
+        let run = import(&server.database_url(target), server, &subject.path, 3)?;
+        ensure!(
+            run.report["outcome"] == "Conflict",
+            "the repeated import did not end in a conflict: {}",
+            run.report
+        );
+        times.push(run.elapsed);
+    }
+    Ok(median(times))
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 /// Generates the archive of one size. Each size gets its own number block, so all
