@@ -153,8 +153,9 @@ async fn write(
     check_tenant(tx.conn(), archive).await?;
 
     // The reporting database is made over connections of its own, so the server
-    // creates it while this transaction writes the objects and access numbers. A
-    // verdict or failure of either removes it again through `created`.
+    // creates it while this transaction writes the objects and access numbers. When
+    // the bulk writes end in a verdict or a failure, `undo` removes it through
+    // `created`.
     let (written, prepared) =
         tokio::join!(write_bulk(tx, archive), target.prepare(context.database_id));
     let name = target.name.clone();

@@ -75,7 +75,7 @@ impl<'c> ImportTx<'c> {
                     .await?;
                 // The duplicate check groups and the collision check joins every
                 // staged object. With the default of 4 MB those spill to disk from
-                // about 50,000 objects on.
+                // roughly 50,000 objects on, an estimate from the row width.
                 sqlx::query(&format!("SET LOCAL work_mem = '{IMPORT_WORK_MEM}'"))
                     .execute(&mut *tx)
                     .await?;
