@@ -8,6 +8,8 @@
 use std::sync::Arc;
 
 use sqlx::QueryBuilder;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -42,6 +44,17 @@ enum ReadError {
     WriterGone,
 }
 
+/// One batch of objects on its way from the reader thread to the writer.
+enum Batch {
+    /// Objects for a multi-row INSERT (SQLite).
+    Objects {
+        objects: Vec<LocatedObject>,
+        first_ordinal: i64,
+    },
+    /// Rows already encoded for COPY (PostgreSQL).
+    CopyText { text: Vec<u8>, count: u64 },
+}
+
 /// A GUID that appears twice in one archive, with its first two locations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Duplicate {
@@ -51,6 +64,15 @@ pub(super) struct Duplicate {
     pub first: String,
     /// Its second location.
     pub second: String,
+}
+
+impl Batch {
+    fn len(&self) -> u64 {
+        match self {
+            Self::Objects { objects, .. } => objects.len() as u64,
+            Self::CopyText { count, .. } => *count,
+        }
+    }
 }
 
 impl From<ArchiveError> for ReadError {
@@ -69,32 +91,15 @@ impl From<sqlx::Error> for StageError {
 /// Returns the number of objects staged.
 pub(super) async fn stage(mut conn: Conn<'_>, archive: Arc<Archive>) -> Result<u64, StageError> {
     create_staging(conn.reborrow()).await?;
-    let (sender, mut receiver) = mpsc::channel::<Vec<LocatedObject>>(CHANNEL_DEPTH);
-    let reader = tokio::task::spawn_blocking(move || {
-        archive.for_each_object_batch(fault::batch_size(BATCH_SIZE), |batch| {
-            sender
-                .blocking_send(batch)
-                .map_err(|_| ReadError::WriterGone)
-        })
-    });
-    let mut staged: u64 = 0;
-    let mut batches: u64 = 0;
-    let mut write_error = None;
-    while let Some(batch) = receiver.recv().await {
-        let count = batch.len() as u64;
-        if let Err(error) = insert_batch(conn.reborrow(), &batch, staged).await {
-            write_error = Some(error);
-            break;
-        }
-        staged += count;
-        batches += 1;
-        fault::indexed_point("objects", batches).await;
-    }
-    drop(receiver);
+    let (sender, receiver) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
+    let encode = matches!(conn, Conn::Postgres(_));
+    let reader = tokio::task::spawn_blocking(move || read_batches(&archive, encode, &sender));
+    let written = match conn {
+        Conn::Postgres(conn) => copy_batches(conn, receiver).await,
+        Conn::Sqlite(conn) => insert_batches(conn, receiver).await,
+    };
     let read_result = reader.await;
-    if let Some(error) = write_error {
-        return Err(error.into());
-    }
+    let staged = written?;
     match read_result {
         Ok(Ok(())) => Ok(staged),
         Ok(Err(ReadError::Archive(ArchiveError::Invalid(invalid)))) => {
@@ -108,6 +113,90 @@ pub(super) async fn stage(mut conn: Conn<'_>, archive: Arc<Archive>) -> Result<u
             "the archive reader task failed: {error}"
         )))),
     }
+}
+
+/// Streams the archive's objects to the writer, as COPY text when `encode` is set
+/// (PostgreSQL) and as objects otherwise (SQLite). Encoding here, on the reader's
+/// thread, keeps the writer free to send while the next batch is parsed.
+fn read_batches(
+    archive: &Archive,
+    encode: bool,
+    sender: &mpsc::Sender<Batch>,
+) -> Result<(), ReadError> {
+    let mut ordinal: i64 = 0;
+    archive.for_each_object_batch(fault::batch_size(BATCH_SIZE), |objects| {
+        let batch = if encode {
+            let count = objects.len() as u64;
+            let text = copy_text(&objects, ordinal);
+            Batch::CopyText { text, count }
+        } else {
+            Batch::Objects {
+                objects,
+                first_ordinal: ordinal,
+            }
+        };
+        ordinal += i64::try_from(batch.len()).unwrap_or(i64::MAX);
+        sender
+            .blocking_send(batch)
+            .map_err(|_| ReadError::WriterGone)
+    })
+}
+
+/// Writes the batches into the staging table with one `COPY ... FROM STDIN`. A failed
+/// send aborts the COPY. When the reader stops early, the COPY ends with the rows sent
+/// so far, and the caller rolls the transaction back because of the reader's error.
+async fn copy_batches(
+    conn: &mut PgConnection,
+    mut receiver: mpsc::Receiver<Batch>,
+) -> Result<u64, StageError> {
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY import_staging (ordinal, guid, object_type, name, attributes, location) \
+             FROM STDIN",
+        )
+        .await?;
+    let mut staged: u64 = 0;
+    let mut batches: u64 = 0;
+    while let Some(batch) = receiver.recv().await {
+        let count = batch.len();
+        let Batch::CopyText { text, .. } = batch else {
+            continue;
+        };
+        if let Err(error) = copy.send(text).await {
+            drop(receiver);
+            let _ = copy.abort("the import stopped").await;
+            return Err(error.into());
+        }
+        staged += count;
+        batches += 1;
+        fault::indexed_point("objects", batches).await;
+    }
+    copy.finish().await?;
+    Ok(staged)
+}
+
+/// Writes the batches into the staging table, one multi-row INSERT per batch.
+async fn insert_batches(
+    conn: &mut SqliteConnection,
+    mut receiver: mpsc::Receiver<Batch>,
+) -> Result<u64, StageError> {
+    let mut staged: u64 = 0;
+    let mut batches: u64 = 0;
+    while let Some(batch) = receiver.recv().await {
+        let count = batch.len();
+        let Batch::Objects {
+            objects,
+            first_ordinal,
+        } = batch
+        else {
+            continue;
+        };
+        insert_sqlite_batch(conn, &objects, first_ordinal).await?;
+        staged += count;
+        batches += 1;
+        fault::indexed_point("objects", batches).await;
+    }
+    Ok(staged)
 }
 
 /// Returns one GUID that appears more than once among the staged objects.
@@ -175,10 +264,12 @@ pub(super) async fn collisions(conn: Conn<'_>) -> Result<Vec<Uuid>, sqlx::Error>
 /// Copies the staged objects into `config_objects`, owned by `tenant`, and drops the
 /// staging table. Returns the number of objects inserted.
 pub(super) async fn insert(mut conn: Conn<'_>, tenant: Uuid) -> Result<u64, sqlx::Error> {
+    // No ORDER BY: the order of rows in `config_objects` means nothing, and sorting
+    // every staged object would add a sort of the whole archive to the import.
     let inserted = match conn.reborrow() {
         Conn::Postgres(conn) => sqlx::query(
             "INSERT INTO config_objects (guid, tenant_guid, object_type, name, attributes) \
-             SELECT guid, $1, object_type, name, attributes FROM import_staging ORDER BY ordinal",
+             SELECT guid, $1, object_type, name, attributes FROM import_staging",
         )
         .bind(tenant)
         .execute(conn)
@@ -186,7 +277,7 @@ pub(super) async fn insert(mut conn: Conn<'_>, tenant: Uuid) -> Result<u64, sqlx
         .rows_affected(),
         Conn::Sqlite(conn) => sqlx::query(
             "INSERT INTO config_objects (guid, tenant_guid, object_type, name, attributes) \
-             SELECT guid, ?1, object_type, name, attributes FROM import_staging ORDER BY ordinal",
+             SELECT guid, ?1, object_type, name, attributes FROM import_staging",
         )
         .bind(guid_text(tenant))
         .execute(conn)
@@ -235,81 +326,62 @@ async fn drop_staging(conn: Conn<'_>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Inserts one batch with one statement: UNNEST of arrays on PostgreSQL, a multi-row
-/// VALUES list on SQLite. `offset` is the ordinal of the batch's first object.
-async fn insert_batch(
-    conn: Conn<'_>,
+/// Inserts one batch with one multi-row VALUES list. `start` is the ordinal of the
+/// batch's first object.
+async fn insert_sqlite_batch(
+    conn: &mut SqliteConnection,
     batch: &[LocatedObject],
-    offset: u64,
+    start: i64,
 ) -> Result<(), sqlx::Error> {
-    let start = i64::try_from(offset).unwrap_or(i64::MAX);
-    match conn {
-        Conn::Postgres(conn) => {
-            let columns = Columns::from_batch(batch, start);
-            sqlx::query(
-                "INSERT INTO import_staging (ordinal, guid, object_type, name, attributes, location) \
-                 SELECT o, g, t, n, a::jsonb, l \
-                 FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-                 AS s(o, g, t, n, a, l)",
-            )
-            .bind(columns.ordinals)
-            .bind(columns.guids)
-            .bind(columns.types)
-            .bind(columns.names)
-            .bind(columns.attributes)
-            .bind(columns.locations)
-            .execute(conn)
-            .await?;
-        }
-        Conn::Sqlite(conn) => {
-            let mut builder = QueryBuilder::new(
-                "INSERT INTO import_staging (ordinal, guid, object_type, name, attributes, location) ",
-            );
-            builder.push_values(batch.iter().zip(start..), |mut row, (located, ordinal)| {
-                let object = &located.object;
-                row.push_bind(ordinal)
-                    .push_bind(guid_text(object.guid))
-                    .push_bind(object.object_type.clone())
-                    .push_bind(object.name.clone())
-                    .push_bind(attributes_json(object))
-                    .push_bind(located.location.to_string());
-            });
-            builder.build().execute(conn).await?;
-        }
-    }
+    let mut builder = QueryBuilder::new(
+        "INSERT INTO import_staging (ordinal, guid, object_type, name, attributes, location) ",
+    );
+    builder.push_values(batch.iter().zip(start..), |mut row, (located, ordinal)| {
+        let object = &located.object;
+        row.push_bind(ordinal)
+            .push_bind(guid_text(object.guid))
+            .push_bind(object.object_type.clone())
+            .push_bind(object.name.clone())
+            .push_bind(attributes_json(object))
+            .push_bind(located.location.to_string());
+    });
+    builder.build().execute(conn).await?;
     Ok(())
 }
 
-/// One batch as column arrays, for UNNEST.
-struct Columns {
-    ordinals: Vec<i64>,
-    guids: Vec<Uuid>,
-    types: Vec<String>,
-    names: Vec<String>,
-    attributes: Vec<String>,
-    locations: Vec<String>,
+/// Encodes a batch as rows of PostgreSQL's COPY text format, the first with ordinal
+/// `start`.
+fn copy_text(batch: &[LocatedObject], start: i64) -> Vec<u8> {
+    let mut text = String::with_capacity(batch.len() * 256);
+    for (located, ordinal) in batch.iter().zip(start..) {
+        let object = &located.object;
+        text.push_str(&ordinal.to_string());
+        text.push('\t');
+        text.push_str(&object.guid.hyphenated().to_string());
+        text.push('\t');
+        push_copy_field(&mut text, &object.object_type);
+        text.push('\t');
+        push_copy_field(&mut text, &object.name);
+        text.push('\t');
+        push_copy_field(&mut text, &attributes_json(object));
+        text.push('\t');
+        push_copy_field(&mut text, &located.location.to_string());
+        text.push('\n');
+    }
+    text.into_bytes()
 }
 
-impl Columns {
-    fn from_batch(batch: &[LocatedObject], start: i64) -> Self {
-        let mut columns = Self {
-            ordinals: Vec::with_capacity(batch.len()),
-            guids: Vec::with_capacity(batch.len()),
-            types: Vec::with_capacity(batch.len()),
-            names: Vec::with_capacity(batch.len()),
-            attributes: Vec::with_capacity(batch.len()),
-            locations: Vec::with_capacity(batch.len()),
-        };
-        for (located, ordinal) in batch.iter().zip(start..) {
-            let object = &located.object;
-            columns.ordinals.push(ordinal);
-            columns.guids.push(object.guid);
-            columns.types.push(object.object_type.clone());
-            columns.names.push(object.name.clone());
-            columns.attributes.push(attributes_json(object));
-            columns.locations.push(located.location.to_string());
+/// Appends `value` as one field of COPY text format: backslash, tab, newline and
+/// carriage return are escaped with a backslash, everything else is literal.
+fn push_copy_field(text: &mut String, value: &str) {
+    for character in value.chars() {
+        match character {
+            '\\' => text.push_str("\\\\"),
+            '\t' => text.push_str("\\t"),
+            '\n' => text.push_str("\\n"),
+            '\r' => text.push_str("\\r"),
+            other => text.push(other),
         }
-        columns
     }
 }
 

@@ -160,13 +160,19 @@ async fn write(
     fault::point("journal:replay-checked").await;
     check_tenant(tx.conn(), archive).await?;
     fault::point("tenant:checked").await;
-    let objects = write_objects(tx, archive).await?;
-    let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
-    fault::point("numbers:done").await;
 
-    target.prepare(context.database_id).await?;
+    // The reporting database is made over connections of its own, so the server
+    // creates it while this transaction writes the objects and access numbers. When
+    // the bulk writes end in a verdict or a failure, `undo` removes it through
+    // `created`.
+    let (written, prepared) =
+        tokio::join!(write_bulk(tx, archive), target.prepare(context.database_id));
     let name = target.name.clone();
-    *created = Some(target);
+    if prepared.is_ok() {
+        *created = Some(target);
+    }
+    let (objects, numbers) = written?;
+    prepared?;
     fault::point("reporting:created").await;
     tenant::set_reporting_database(tx.conn(), guid, &name).await?;
     fault::point("reporting:recorded").await;
@@ -184,6 +190,17 @@ async fn write(
     journal::insert(tx.conn(), &entry).await?;
     fault::point("journal:written").await;
     Ok(report)
+}
+
+/// Writes the tenant, its objects and its access numbers.
+async fn write_bulk(
+    tx: &mut ImportTx<'_>,
+    archive: &Arc<Archive>,
+) -> Result<(u64, NumbersResult), Halt> {
+    let objects = write_objects(tx, archive).await?;
+    let numbers = numbers::import(tx.conn(), archive.tenant.identity.guid, &archive.ranges).await?;
+    fault::point("numbers:done").await;
+    Ok((objects, numbers))
 }
 
 /// Stops with a conflict when the tenant's GUID, URL or name exists.

@@ -18,6 +18,10 @@ use crate::db::{Database, SQLITE_BUSY_TIMEOUT};
 /// Key of the transaction-level advisory lock that fences imports on PostgreSQL.
 pub const FENCE_KEY: i64 = 0x7465_6e61_6e74_0002;
 
+/// Memory each sort or hash of the import transaction may use on the PostgreSQL
+/// server before it spills to disk.
+const IMPORT_WORK_MEM: &str = "64MB";
+
 /// PostgreSQL SQLSTATE `lock_not_available`, raised when `lock_timeout` runs out.
 const POSTGRES_LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -67,6 +71,12 @@ impl<'c> ImportTx<'c> {
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query("SET LOCAL lock_timeout = DEFAULT")
+                    .execute(&mut *tx)
+                    .await?;
+                // The duplicate check groups and the collision check joins every
+                // staged object. With the default of 4 MB those spill to disk from
+                // roughly 50,000 objects on, an estimate from the row width.
+                sqlx::query(&format!("SET LOCAL work_mem = '{IMPORT_WORK_MEM}'"))
                     .execute(&mut *tx)
                     .await?;
                 Ok(Self::Postgres(tx))
