@@ -19,6 +19,14 @@ use super::fault;
 use super::{ImportError, ReportingConfig};
 use crate::db::Database;
 
+/// The first key of the advisory lock on a reporting database name, so it never
+/// shares a lock with the engine's single-key locks.
+const NAME_LOCK_CLASS: i32 = 0x7265_706f;
+
+/// How long an import waits for another session working on the same reporting
+/// database name.
+const NAME_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 const POSTGRES_SCHEMA: &str = include_str!("../../migrations/reporting/postgres.sql");
 const SQLITE_SCHEMA: &str = include_str!("../../migrations/reporting/sqlite.sql");
 
@@ -83,6 +91,39 @@ impl ReportingTarget {
     /// configuration database for this tenant is dropped and created again, and a
     /// foreign database of that name is left alone and fails the call.
     pub(super) async fn prepare(&self, database_id: Uuid) -> Result<(), ImportError> {
+        let mut guard = self.lock_name().await?;
+        let prepared = self.replace_and_create(database_id, guard.as_mut()).await;
+        if let Some(guard) = guard {
+            // Closing the session releases its advisory lock.
+            guard.close().await?;
+        }
+        prepared
+    }
+
+    /// Takes a session advisory lock on the reporting server for this database name and
+    /// returns the session, which then runs CREATE DATABASE itself. A killed import's
+    /// server session may still be running that statement; it holds the lock until the
+    /// statement ends, so a retry waits for it instead of colliding with it.
+    async fn lock_name(&self) -> Result<Option<PgConnection>, ImportError> {
+        let Place::Postgres { server } = &self.place else {
+            return Ok(None);
+        };
+        let mut guard = PgConnection::connect_with(server).await?;
+        let timeout = format!("SET lock_timeout = '{}s'", NAME_LOCK_TIMEOUT.as_secs());
+        guard.execute(timeout.as_str()).await?;
+        sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+            .bind(NAME_LOCK_CLASS)
+            .bind(&self.name)
+            .execute(&mut guard)
+            .await?;
+        Ok(Some(guard))
+    }
+
+    async fn replace_and_create(
+        &self,
+        database_id: Uuid,
+        guard: Option<&mut PgConnection>,
+    ) -> Result<(), ImportError> {
         if self.exists().await? {
             self.check_owner(database_id).await?;
             tracing::info!(
@@ -92,7 +133,7 @@ impl ReportingTarget {
             );
             self.remove().await?;
         }
-        self.create(database_id).await
+        self.create(database_id, guard).await
     }
 
     /// Drops the reporting database if it exists and this configuration database made
@@ -241,15 +282,16 @@ impl ReportingTarget {
         }
     }
 
-    async fn create(&self, database_id: Uuid) -> Result<(), ImportError> {
-        match &self.place {
-            Place::Postgres { server } => {
-                let mut admin = PgConnection::connect_with(server).await?;
-                let statement = format!("CREATE DATABASE {}", quote(&self.name));
-                admin.execute(statement.as_str()).await?;
-                admin.close().await?;
-            }
-            Place::Sqlite { .. } => {}
+    /// Creates the database on `guard`, the session that holds the name's lock, and
+    /// writes its schema.
+    async fn create(
+        &self,
+        database_id: Uuid,
+        guard: Option<&mut PgConnection>,
+    ) -> Result<(), ImportError> {
+        if let Some(guard) = guard {
+            let statement = format!("CREATE DATABASE {}", quote(&self.name));
+            guard.execute(statement.as_str()).await?;
         }
         fault::point("reporting:empty").await;
         if let Err(error) = self.write_schema(database_id).await {
