@@ -1,6 +1,7 @@
 //! Format 1: export.properties (Java properties in ISO-8859-1), access_numbers.csv
 //! and objects.csv (RFC 4180).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
 
@@ -90,8 +91,21 @@ impl Properties {
                 ),
             });
         }
+        // Java's Properties.load keeps a last line that ends in a continuation backslash,
+        // without the backslash. java-properties drops that line, so it gets a line break
+        // to continue onto.
+        let trailing_backslashes = bytes
+            .iter()
+            .rev()
+            .take_while(|byte| **byte == b'\\')
+            .count();
+        let text: Cow<'_, [u8]> = if trailing_backslashes % 2 == 1 {
+            Cow::Owned([bytes, b"\n"].concat())
+        } else {
+            Cow::Borrowed(bytes)
+        };
         let mut values = HashMap::new();
-        java_properties::PropertiesIter::new(bytes)
+        java_properties::PropertiesIter::new(&*text)
             .read_into(|key, value| {
                 values.insert(key, value);
             })
