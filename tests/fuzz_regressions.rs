@@ -62,3 +62,33 @@ fn properties_continuation_before_line_break_joins() {
         open_with_last_property("tenant.name=Initech \\\n    Help Desk\\").expect("archive opens");
     assert_eq!(archive.tenant.identity.name, "Initech Help Desk");
 }
+
+#[test]
+fn properties_byte_order_mark_bytes_rejected() {
+    // The parser's decoder held these bytes while it looked for a byte-order mark and
+    // panicked at the end of the input. The first case is the fuzzer's input.
+    let cases: [(&str, &[u8]); 4] = [
+        ("UTF-16 mark and an odd byte", b"\xFE\xFF\xFF\xB8\xDF"),
+        ("one 0xFF byte", b"\xFF"),
+        ("half a UTF-8 mark", b"\xEF\xBB"),
+        ("UTF-16 little-endian mark", b"\xFF\xFEf\x00=\x001\x00"),
+    ];
+    for (case, properties) in cases {
+        let file = format1_archive(properties, NUMBERS, OBJECTS);
+        let result = Archive::open(file.path(), &Limits::default());
+        assert!(
+            matches!(result, Err(ArchiveError::Invalid(_))),
+            "{case}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn properties_decoded_as_latin1() {
+    // 0xFE is þ and 0xF3 is ó in ISO-8859-1.
+    let mut properties = PROPERTIES_HEAD.as_bytes().to_vec();
+    properties.extend_from_slice(b"tenant.name=\xFE\xF3rr\n");
+    let file = format1_archive(&properties, NUMBERS, OBJECTS);
+    let archive = Archive::open(file.path(), &Limits::default()).expect("archive opens");
+    assert_eq!(archive.tenant.identity.name, "þórr");
+}
