@@ -1,5 +1,6 @@
-//! Inputs that the fuzz targets under fuzz/ or their seed probing found to be handled
-//! wrongly, built in code, each with the behavior it must keep.
+//! Regression tests for archive inputs that the reader handled wrongly, found by the
+//! fuzz targets under fuzz/ or by probing the format-1 parsers by hand. Each input is
+//! built in code, and each test states the behavior the reader must keep.
 
 use std::io::Write;
 
@@ -41,8 +42,8 @@ fn open_with_last_property(last_line: &str) -> Result<Archive, ArchiveError> {
 
 #[test]
 fn properties_last_line_continuation_kept() {
-    // A last line that ends in a continuation backslash and no line break: Java reads
-    // the value without the backslash, and the reader used to drop the property.
+    // The last line ends in a continuation backslash and no line break. Java reads the
+    // value without the backslash, and the reader used to drop the property.
     let archive = open_with_last_property("tenant.name=Initech\\").expect("archive opens");
     assert_eq!(archive.tenant.identity.name, "Initech");
     assert_eq!(archive.summary.objects, 1);
@@ -65,8 +66,8 @@ fn properties_continuation_before_line_break_joins() {
 
 #[test]
 fn properties_byte_order_mark_bytes_rejected() {
-    // The parser's decoder held these bytes while it looked for a byte-order mark and
-    // panicked at the end of the input. The first case is the fuzzer's input.
+    // The parser's decoder buffered these bytes while it looked for a byte-order mark,
+    // and panicked at the end of the input. The first case is the input the fuzzer found.
     let cases: [(&str, &[u8]); 4] = [
         ("UTF-16 mark and an odd byte", b"\xFE\xFF\xFF\xB8\xDF"),
         ("one 0xFF byte", b"\xFF"),

@@ -89,11 +89,13 @@ impl Properties {
                 ),
             });
         }
+
         // ISO-8859-1 maps each byte to the code point of the same value. The parser gets
         // the text as UTF-8, whose first byte is then never 0xEF, 0xFE or 0xFF. Its decoder
-        // sniffs for a byte-order mark and panics when it still holds such bytes at the end
+        // sniffs for a byte-order mark and panics when it still buffers such bytes at the end
         // of the input, as for a file of only 0xFF.
         let mut text: String = bytes.iter().copied().map(char::from).collect();
+
         // Java's Properties.load keeps a last line that ends in a continuation backslash,
         // without the backslash. java-properties drops that line, so it gets a line break
         // to continue onto.
@@ -101,6 +103,7 @@ impl Properties {
         if trailing_backslashes % 2 == 1 {
             text.push('\n');
         }
+
         let mut values = HashMap::new();
         java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8)
             .read_into(|key, value| {
