@@ -70,9 +70,8 @@ impl Properties {
         Self::parse(json::strip_bom(&bytes))
     }
 
-    /// Parses properties text. Windows-1252, which the parser decodes, equals
-    /// ISO-8859-1 except for bytes 0x80 to 0x9F, which are control characters in
-    /// ISO-8859-1 and are rejected here, so the decoding is exactly ISO-8859-1.
+    /// Parses properties text in ISO-8859-1. Bytes 0x80 to 0x9F, control characters in
+    /// ISO-8859-1 that a Windows-1252 file uses for letters, are rejected.
     fn parse(bytes: &[u8]) -> Result<Self, InvalidArchive> {
         if let Some(position) = bytes.iter().position(|byte| (0x80..=0x9F).contains(byte)) {
             let line = bytes[..position]
@@ -91,8 +90,23 @@ impl Properties {
                 ),
             });
         }
+
+        // ISO-8859-1 maps each byte to the code point of the same value. The parser gets
+        // the text as UTF-8, whose first byte is then never 0xEF, 0xFE or 0xFF. Its decoder
+        // sniffs for a byte-order mark and panics when it still buffers such bytes at the end
+        // of the input, as for a file of only 0xFF.
+        let mut text: String = bytes.iter().copied().map(char::from).collect();
+
+        // Java's Properties.load keeps a last line that ends in a continuation backslash,
+        // without the backslash. java-properties drops that line, so it gets a line break
+        // to continue onto.
+        let trailing_backslashes = text.bytes().rev().take_while(|byte| *byte == b'\\').count();
+        if trailing_backslashes % 2 == 1 {
+            text.push('\n');
+        }
+
         let mut values = HashMap::new();
-        java_properties::PropertiesIter::new(bytes)
+        java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8)
             .read_into(|key, value| {
                 values.insert(key, value);
             })
