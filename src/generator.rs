@@ -88,7 +88,7 @@ pub struct GenerateArgs {
     pub output: PathBuf,
 }
 
-/// What the generator produces, without the output file.
+/// The generator's settings, without the output file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
     /// Seed of the random generator.

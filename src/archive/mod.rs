@@ -30,7 +30,7 @@ use entry::{Contents, EntryReader, Zip, invalid_archive, invalid_file};
 /// The newest archive format this reader understands.
 pub const CURRENT_FORMAT_VERSION: u32 = 3;
 
-/// Where in an archive a problem was found.
+/// The place in an archive where a problem was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// The archive as a whole (its ZIP structure).
@@ -59,9 +59,9 @@ pub enum Location {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{location}: {problem}")]
 pub struct InvalidArchive {
-    /// Where the problem is.
+    /// The place of the problem.
     pub location: Location,
-    /// What is wrong, and where useful what would be right.
+    /// The problem, and where useful the value that would be right.
     pub problem: String,
 }
 
