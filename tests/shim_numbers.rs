@@ -13,17 +13,6 @@ use support::{Backend, TestDatabase};
 
 const NUMBERS: &str = "/configapi/v2/accessnumbers";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await; })*
-        }
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await; })*
-        }
-    };
-}
-
 on_both_backends!(
     trunk_route_creates_and_rejects,
     numbers_create_list_delete,

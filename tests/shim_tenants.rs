@@ -19,17 +19,6 @@ use tenant_operator::lock::ImportLock;
 const TENANT: &str = "/configapi/v2/tenant";
 const IN_PROGRESS: &str = "tenant_operator_tenant_imports_in_progress";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await; })*
-        }
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await; })*
-        }
-    };
-}
-
 on_both_backends!(
     import_sample_archives,
     import_rejects_bad_uploads,
