@@ -3,7 +3,7 @@
 //!
 //! The archive reader ([`archive`]), the tenant model ([`model`]), the configuration
 //! database ([`db`]) and the import engine ([`engine`]) are plain library code that
-//! knows nothing of Kubernetes or HTTP. The front ends call into them: the command
+//! does not depend on Kubernetes or HTTP. The front ends call into them: the command
 //! line ([`cli`]), the HTTP shim ([`shim`]) and the Kubernetes operator ([`operator`]).
 
 pub mod archive;

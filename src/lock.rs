@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-/// Why the lock could not be taken.
+/// The reason the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another import held the lock for the whole wait.
@@ -16,7 +16,7 @@ pub enum LockError {
     Timeout {
         /// How long the caller waited.
         waited: Duration,
-        /// Who held the lock, when known ("another import" otherwise).
+        /// The holder of the lock, when known ("another import" otherwise).
         holder: String,
     },
     /// The lock backend failed (database or API server unreachable).
@@ -32,7 +32,7 @@ pub trait LockGuard: Send {
     ///
     /// # Errors
     ///
-    /// Returns [`LockError::Backend`] when the backend could not be told.
+    /// Returns [`LockError::Backend`] when the backend could not be reached.
     async fn release(self: Box<Self>) -> Result<(), LockError>;
 }
 

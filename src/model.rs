@@ -58,7 +58,7 @@ pub struct TenantRecord {
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
-/// How callers reach a tenant through an access number.
+/// The kind of traffic an access number carries to its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Media {
@@ -322,7 +322,7 @@ impl NumberRange {
         self.last.value - self.first.value + 1
     }
 
-    /// Returns `false`: a valid range always holds at least one number.
+    /// Returns `false`: a valid range always contains at least one number.
     pub fn is_empty(&self) -> bool {
         false
     }

@@ -44,7 +44,7 @@ pub struct ClusterInfo {
     pub database_id: Uuid,
 }
 
-/// Why the configuration database could not be used.
+/// The reason the configuration database could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The URL is neither `postgres://` nor `sqlite://`.

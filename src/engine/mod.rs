@@ -1,9 +1,9 @@
 //! The import engine, shared by the command line, the HTTP shim and the controller.
 //!
-//! An import takes the lock, opens one transaction on the configuration database,
-//! fences it with a transaction-level lock, decides conflicts before any bulk work,
-//! writes the tenant, its objects and its access numbers, creates the tenant's
-//! reporting database, records the import in the journal, and commits. Any failure
+//! An import takes the lock and opens one transaction on the configuration database,
+//! fenced by a transaction-level lock. It decides conflicts before any bulk work, then
+//! writes the tenant, its objects and its access numbers while the tenant's reporting
+//! database is created. It records the import in the journal and commits. Any failure
 //! rolls back and removes the reporting database it created.
 
 pub mod fault;
@@ -46,7 +46,7 @@ pub enum Outcome {
     Invalid,
 }
 
-/// Which identity of the archive already exists in the target.
+/// An identity of the archive that already exists in the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Collision {
@@ -70,7 +70,7 @@ pub struct NumberCounts {
     pub created: u64,
     /// Numbers that existed free and were assigned, keeping their trunk.
     pub assigned: u64,
-    /// Numbers not taken because their range holds a number owned by another tenant.
+    /// Numbers not taken because their range contains a number owned by another tenant.
     pub skipped: u64,
 }
 
@@ -83,7 +83,7 @@ pub struct RangeBounds {
     pub last: String,
 }
 
-/// What an import did; the command line prints it and the HTTP shim returns it.
+/// The result of an import, which the command line prints and the HTTP shim returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportReport {
@@ -206,7 +206,7 @@ pub struct ImportRequest {
     pub lock_timeout: Duration,
 }
 
-/// Where reporting databases are created.
+/// The location and naming of reporting databases.
 #[derive(Debug, Clone)]
 pub struct ReportingConfig {
     /// PostgreSQL server URL for reporting databases; `None` uses the configuration

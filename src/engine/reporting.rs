@@ -102,7 +102,7 @@ impl ReportingTarget {
 
     /// Takes a session advisory lock on the reporting server for this database name and
     /// returns the session, which then runs CREATE DATABASE itself. A killed import's
-    /// server session may still be running that statement; it holds the lock until the
+    /// server session may still be running that statement. It keeps the lock until the
     /// statement ends, so a retry waits for it instead of colliding with it.
     async fn lock_name(&self) -> Result<Option<PgConnection>, ImportError> {
         let Place::Postgres { server } = &self.place else {

@@ -183,7 +183,7 @@ pub fn shared_examples() -> Option<PathBuf> {
     }
 }
 
-/// The repository's own sample archive.
+/// Returns the path of the repository's own sample archive.
 pub fn own_example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/sample-tenant-v3.zip")
 }
