@@ -13,7 +13,7 @@ use std::time::Duration;
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
 use support::Backend;
-use tenant_operator::archive::Limits;
+use tenant_operator::archive::{Limits, MAX_OBJECT_NAME_CHARS};
 use tenant_operator::engine::{
     Collision, Engine, ImportError, ImportRequest, NumberCounts, Outcome, RangeBounds,
     ReportingConfig,
@@ -237,6 +237,51 @@ async fn all_tenant_collisions_listed() {
             "{}",
             again.message
         );
+    }
+}
+
+/// The tenant conflict is decided from the archive's header, before the pass over
+/// every object, so an archive whose tenant exists gets `Conflict` even when one of
+/// its objects is invalid. The same archive for a new tenant is `Invalid`, and its
+/// report still names the tenant that the header gave.
+#[tokio::test]
+async fn tenant_conflict_decided_before_objects() {
+    for backend in BACKENDS {
+        let harness = Harness::new(backend).await;
+        let stored = TenantFixture::new("early", 3);
+        let first = harness.import(&stored.write_v3(harness.dir.path())).await;
+        assert_eq!(first.outcome, Outcome::Imported, "{}", first.message);
+
+        let mut again = TenantFixture::new("earlyagain", 3);
+        again.guid = stored.guid;
+        again.objects[2].name = "x".repeat(MAX_OBJECT_NAME_CHARS + 1);
+        let before = harness.snapshot().await;
+        let conflict = harness.import(&again.write_v3(harness.dir.path())).await;
+        assert_eq!(
+            conflict.outcome,
+            Outcome::Conflict,
+            "{backend:?}: {}",
+            conflict.message
+        );
+        assert_eq!(conflict.collisions, vec![Collision::TenantGuid], "{backend:?}");
+
+        let mut fresh = again.clone();
+        fresh.guid = uuid::Uuid::new_v4();
+        let invalid = harness.import(&fresh.write_v3(harness.dir.path())).await;
+        assert_eq!(
+            invalid.outcome,
+            Outcome::Invalid,
+            "{backend:?}: {}",
+            invalid.message
+        );
+        assert!(
+            invalid.message.contains("objects/user.jsonl line 2"),
+            "{backend:?}: {}",
+            invalid.message
+        );
+        let tenant = invalid.tenant.as_ref().map(|tenant| tenant.guid);
+        assert_eq!(tenant, Some(fresh.guid), "{backend:?}");
+        assert_eq!(harness.snapshot().await, before, "{backend:?}");
     }
 }
 

@@ -1,8 +1,9 @@
 //! The tenant archive reader: ZIP structure, limits, format versions 1 to 3.
 //!
-//! [`Archive::open`] checks the ZIP structure against the [`Limits`], reads the small
-//! files (manifest, tenant, access numbers), and makes one validation pass over every
-//! object, so an invalid archive is rejected before anything is written.
+//! [`ArchiveHeader::open`] checks the ZIP structure against the [`Limits`] and reads the
+//! small files (manifest, tenant, access numbers); [`ArchiveHeader::validate`] then
+//! makes one validation pass over every object, so an invalid archive is rejected
+//! before anything is written. [`Archive::open`] does both.
 //! [`Archive::for_each_object_batch`] then streams the objects again, in batches, for
 //! the import engine. Older formats are upgraded to [`crate::model`] while reading.
 
@@ -223,41 +224,7 @@ impl Archive {
     /// Returns [`ArchiveError::Invalid`] for any broken rule or exceeded limit, and
     /// [`ArchiveError::Io`] when the file cannot be read.
     pub fn open(path: &Path, limits: &Limits) -> Result<Self, ArchiveError> {
-        let (mut zip, contents, digest) = entry::open_zip(path, limits)?;
-        let (format_version, schema_version, header) = read_header(&mut zip, &contents, limits)?;
-
-        let summary = ArchiveSummary {
-            objects: 0,
-            ranges: header.ranges.len() as u64,
-            numbers: header.ranges.iter().map(|range| range.len() as u64).sum(),
-        };
-        let mut archive = Self {
-            path: path.to_owned(),
-            format_version,
-            schema_version,
-            sha256: digest.sha256,
-            size: digest.size,
-            tenant: header.tenant,
-            ranges: header.ranges,
-            summary,
-            limits: limits.clone(),
-            layout: header.layout,
-        };
-
-        let mut objects = 0_u64;
-        archive.walk_in(
-            &mut zip,
-            &contents,
-            &mut |_object: LocatedObject| -> Result<(), ArchiveError> {
-                objects += 1;
-                Ok(())
-            },
-        )?;
-        archive.summary.objects = objects;
-        if let Layout::V3(layout) = &archive.layout {
-            layout.verify_other_files(&mut zip, &contents)?;
-        }
-        Ok(archive)
+        ArchiveHeader::open(path, limits)?.validate()
     }
 
     /// Streams every object of the archive to `sink` in batches of at most
@@ -324,6 +291,87 @@ impl Archive {
             Stop::Invalid(invalid) => E::from(ArchiveError::Invalid(invalid)),
             Stop::Sink(error) => error,
         })
+    }
+}
+
+/// An archive whose ZIP structure, limits, versions, tenant and access numbers are
+/// checked, and whose objects are not yet. It is what the engine needs to decide
+/// tenant conflicts, which takes milliseconds, before the pass over every object,
+/// which takes seconds for a large tenant. [`ArchiveHeader::validate`] makes that pass.
+pub struct ArchiveHeader {
+    archive: Archive,
+    zip: Zip,
+    contents: Contents,
+}
+
+impl ArchiveHeader {
+    /// Opens the archive at `path` and checks everything but the objects and the
+    /// files that only the objects pass reads.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ArchiveError::Invalid`] for any broken rule or exceeded limit, and
+    /// [`ArchiveError::Io`] when the file cannot be read.
+    pub fn open(path: &Path, limits: &Limits) -> Result<Self, ArchiveError> {
+        let (mut zip, contents, digest) = entry::open_zip(path, limits)?;
+        let (format_version, schema_version, header) = read_header(&mut zip, &contents, limits)?;
+        let summary = ArchiveSummary {
+            objects: 0,
+            ranges: header.ranges.len() as u64,
+            numbers: header.ranges.iter().map(|range| range.len() as u64).sum(),
+        };
+        let archive = Archive {
+            path: path.to_owned(),
+            format_version,
+            schema_version,
+            sha256: digest.sha256,
+            size: digest.size,
+            tenant: header.tenant,
+            ranges: header.ranges,
+            summary,
+            limits: limits.clone(),
+            layout: header.layout,
+        };
+        Ok(Self {
+            archive,
+            zip,
+            contents,
+        })
+    }
+
+    /// The archive as far as it is checked. Its `summary.objects` is 0 until
+    /// [`ArchiveHeader::validate`] has counted them.
+    #[must_use]
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
+    /// Makes the validation pass over every object and the remaining listed files.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ArchiveError::Invalid`] for the first broken rule, and
+    /// [`ArchiveError::Io`] when the file cannot be read.
+    pub fn validate(self) -> Result<Archive, ArchiveError> {
+        let Self {
+            mut archive,
+            mut zip,
+            contents,
+        } = self;
+        let mut objects = 0_u64;
+        archive.walk_in(
+            &mut zip,
+            &contents,
+            &mut |_object: LocatedObject| -> Result<(), ArchiveError> {
+                objects += 1;
+                Ok(())
+            },
+        )?;
+        archive.summary.objects = objects;
+        if let Layout::V3(layout) = &archive.layout {
+            layout.verify_other_files(&mut zip, &contents)?;
+        }
+        Ok(archive)
     }
 }
 

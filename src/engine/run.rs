@@ -1,5 +1,6 @@
-//! The import flow: open the archive, replay a committed import id, take the lock,
-//! then write everything in one fenced transaction, and undo every step on failure.
+//! The import flow: read the archive's header, replay a committed import id or decide
+//! a tenant conflict, validate every object, take the lock, then write everything in
+//! one fenced transaction, and undo every step on failure.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::reporting::ReportingTarget;
 use super::tenant;
 use super::transaction::{Conn, ConnectionSlot, ImportTx, is_fence_timeout};
 use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberCounts, Outcome};
-use crate::archive::{Archive, ArchiveError, InvalidArchive};
+use crate::archive::{Archive, ArchiveError, ArchiveHeader, InvalidArchive};
 use crate::lock::{ImportLock, LockError};
 
 /// The inputs of the writing steps besides the transaction and the archive.
@@ -50,16 +51,18 @@ pub(super) async fn import(
     request: &ImportRequest,
     lock: &dyn ImportLock,
 ) -> Result<ImportReport, ImportError> {
-    let archive = match open_archive(engine, request).await? {
-        Ok(archive) => Arc::new(archive),
+    let path = request.archive.clone();
+    let limits = engine.limits.clone();
+    let header = match read_archive(move || ArchiveHeader::open(&path, &limits)).await? {
+        Ok(header) => header,
         Err(invalid) => {
             tracing::info!(error = %invalid, "archive is invalid");
             return Ok(invalid_report(None, &invalid));
         }
     };
-    let tenant = &archive.tenant.identity;
+    let tenant = &header.archive().tenant.identity;
     let span = tracing::info_span!("import", tenant_guid = %tenant.guid, tenant_url = tenant.url);
-    import_archive(engine, request, lock, archive.clone())
+    import_archive(engine, request, lock, header)
         .instrument(span)
         .await
 }
@@ -68,12 +71,28 @@ async fn import_archive(
     engine: &Engine,
     request: &ImportRequest,
     lock: &dyn ImportLock,
-    archive: Arc<Archive>,
+    header: ArchiveHeader,
 ) -> Result<ImportReport, ImportError> {
-    if let Some(report) = replay_from_pool(engine, request, &archive).await? {
-        tracing::info!("import id already committed, returning the recorded report");
+    // A committed import id and a tenant conflict need only the header, so they are
+    // decided in milliseconds, before the pass over every object and without waiting
+    // for the lock. The transaction decides the tenant conflict again under the fence.
+    if let Some(report) = decide_early(engine, request, header.archive()).await? {
+        if report.replayed {
+            tracing::info!("import id already committed, returning the recorded report");
+        } else {
+            tracing::info!(outcome = ?report.outcome, "import ended before validating objects");
+        }
         return Ok(report);
     }
+    let mut rejected = verdict(header.archive(), Outcome::Invalid, String::new());
+    let archive = match read_archive(move || header.validate()).await? {
+        Ok(archive) => Arc::new(archive),
+        Err(invalid) => {
+            tracing::info!(error = %invalid, "archive is invalid");
+            rejected.message = format!("invalid archive: {invalid}");
+            return Ok(rejected);
+        }
+    };
 
     let guard = match lock.acquire(request.lock_timeout).await {
         Ok(guard) => guard,
@@ -205,14 +224,26 @@ async fn write_bulk(
 
 /// Stops with a conflict when the tenant's GUID, URL or name exists.
 async fn check_tenant(conn: Conn<'_>, archive: &Archive) -> Result<(), Halt> {
+    match tenant_conflict(conn, archive).await? {
+        Some(report) => Err(Halt::Verdict(Box::new(report))),
+        None => Ok(()),
+    }
+}
+
+/// Returns the Conflict report when a tenant with the archive's GUID, URL or name
+/// exists.
+async fn tenant_conflict(
+    conn: Conn<'_>,
+    archive: &Archive,
+) -> Result<Option<ImportReport>, sqlx::Error> {
     let collisions = tenant::collisions(conn, &archive.tenant.identity).await?;
     if collisions.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let message = tenant_conflict_message(&collisions);
     let mut report = verdict(archive, Outcome::Conflict, message);
     report.collisions = collisions;
-    Err(Halt::Verdict(Box::new(report)))
+    Ok(Some(report))
 }
 
 /// Stages, checks and inserts the objects, then the tenant row before them. Returns
@@ -293,40 +324,52 @@ async fn remove_reporting(created: Option<ReportingTarget>) {
     }
 }
 
-async fn open_archive(
-    engine: &Engine,
-    request: &ImportRequest,
-) -> Result<Result<Archive, InvalidArchive>, ImportError> {
-    let path = request.archive.clone();
-    let limits = engine.limits.clone();
-    let opened = tokio::task::spawn_blocking(move || Archive::open(&path, &limits))
+/// Runs one step of the archive reader on a blocking thread. An invalid archive is
+/// the inner error; a file that cannot be read is the outer one.
+async fn read_archive<T: Send + 'static>(
+    step: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<Result<T, InvalidArchive>, ImportError> {
+    let read = tokio::task::spawn_blocking(step)
         .await
         .map_err(|error| ImportError::Other(format!("the archive reader task failed: {error}")))?;
-    match opened {
-        Ok(archive) => Ok(Ok(archive)),
+    match read {
+        Ok(value) => Ok(Ok(value)),
         Err(ArchiveError::Invalid(invalid)) => Ok(Err(invalid)),
         Err(error) => Err(ImportError::Archive(error)),
     }
 }
 
-async fn replay_from_pool(
+/// Reads, on a pooled connection and without the lock, whether the request's import id
+/// was already committed (the recorded report) or a tenant with the archive's GUID,
+/// URL or name exists (a Conflict report).
+async fn decide_early(
     engine: &Engine,
     request: &ImportRequest,
     archive: &Archive,
 ) -> Result<Option<ImportReport>, ImportError> {
-    let Some(import_id) = &request.import_id else {
-        return Ok(None);
-    };
     match &engine.db {
         crate::db::Database::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
-            journal::find(Conn::Postgres(&mut conn), import_id, &archive.sha256).await
+            decide_early_on(Conn::Postgres(&mut conn), request, archive).await
         }
         crate::db::Database::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;
-            journal::find(Conn::Sqlite(&mut conn), import_id, &archive.sha256).await
+            decide_early_on(Conn::Sqlite(&mut conn), request, archive).await
         }
     }
+}
+
+async fn decide_early_on(
+    mut conn: Conn<'_>,
+    request: &ImportRequest,
+    archive: &Archive,
+) -> Result<Option<ImportReport>, ImportError> {
+    if let Some(import_id) = &request.import_id
+        && let Some(report) = journal::find(conn.reborrow(), import_id, &archive.sha256).await?
+    {
+        return Ok(Some(report));
+    }
+    Ok(tenant_conflict(conn, archive).await?)
 }
 
 /// Builds a report about `archive` for a verdict that wrote nothing.
