@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use zip::{CompressionMethod, ZipArchive};
@@ -157,18 +158,61 @@ impl Read for EntryReader<'_> {
     }
 }
 
-/// Opens the ZIP file at `path`, hashes it and checks its structure against `limits`.
-/// The hash and the ZIP reader use the same open file, so the digest describes the
-/// bytes that are read even when the path is replaced meanwhile.
+/// The open archive file, kept to hash it after its structure is checked.
+#[derive(Debug)]
+pub(crate) struct OpenedFile {
+    file: File,
+    path: PathBuf,
+    size: u64,
+}
+
+impl OpenedFile {
+    /// Size of the file in bytes when it was opened.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Computes the size and SHA-256 of the whole file. Positioned reads leave the ZIP
+    /// reader's file offset alone, and they read the file that was opened, so the
+    /// digest describes the bytes that are read even when the path is replaced
+    /// meanwhile.
+    pub(crate) fn digest(&self) -> Result<EntryDigest, ArchiveError> {
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0_u8; 256 * 1024];
+        let mut size = 0_u64;
+        loop {
+            let count = match self.file.read_at(&mut buffer, size) {
+                Ok(0) => break,
+                Ok(count) => count,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ArchiveError::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            };
+            hasher.update(&buffer[..count]);
+            size += count as u64;
+        }
+        Ok(EntryDigest {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+}
+
+/// Opens the ZIP file at `path` and checks its structure against `limits`. The file is
+/// not hashed here: [`OpenedFile::digest`] does that when the caller needs it.
 pub(crate) fn open_zip(
     path: &Path,
     limits: &Limits,
-) -> Result<(Zip, Contents, EntryDigest), ArchiveError> {
+) -> Result<(Zip, Contents, OpenedFile), ArchiveError> {
     let io_error = |source| ArchiveError::Io {
         path: path.to_owned(),
         source,
     };
-    let mut file = File::open(path).map_err(io_error)?;
+    let file = File::open(path).map_err(io_error)?;
     let size = file.metadata().map_err(io_error)?.len();
     if size > limits.max_archive_bytes {
         return Err(invalid_archive(format!(
@@ -178,7 +222,11 @@ pub(crate) fn open_zip(
         .into());
     }
 
-    let digest = hash_file(&mut file).map_err(io_error)?;
+    let opened = OpenedFile {
+        file: file.try_clone().map_err(io_error)?,
+        path: path.to_owned(),
+        size,
+    };
     let mut reader = BufReader::new(file);
     let directory = read_directory_end(&mut reader, size);
     if let Some(directory) = &directory {
@@ -205,21 +253,7 @@ pub(crate) fn open_zip(
     })?;
     let contents = check_structure(&mut zip, limits)?;
     check_nested_archives(&mut zip, &contents)?;
-    Ok((zip, contents, digest))
-}
-
-/// Computes the size and SHA-256 of a whole file, and rewinds it.
-fn hash_file(file: &mut File) -> io::Result<EntryDigest> {
-    let mut hasher = Sha256::new();
-    let size = io::copy(
-        &mut BufReader::with_capacity(64 * 1024, &mut *file),
-        &mut hasher,
-    )?;
-    file.seek(SeekFrom::Start(0))?;
-    Ok(EntryDigest {
-        size,
-        sha256: hex::encode(hasher.finalize()),
-    })
+    Ok((zip, contents, opened))
 }
 
 fn check_structure(zip: &mut Zip, limits: &Limits) -> Result<Contents, InvalidArchive> {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::{ConfigObject, NumberRange, TenantRecord};
-use entry::{Contents, EntryReader, Zip, invalid_archive, invalid_file};
+use entry::{Contents, EntryReader, OpenedFile, Zip, invalid_archive, invalid_file};
 
 /// The newest archive format this reader understands.
 pub const CURRENT_FORMAT_VERSION: u32 = 3;
@@ -264,7 +264,8 @@ impl Archive {
         &self,
         sink: &mut dyn FnMut(LocatedObject) -> Result<(), E>,
     ) -> Result<(), E> {
-        let (mut zip, contents, digest) = entry::open_zip(&self.path, &self.limits)?;
+        let (mut zip, contents, opened) = entry::open_zip(&self.path, &self.limits)?;
+        let digest = opened.digest()?;
         if digest.sha256 != self.sha256 {
             let changed = invalid_archive(format!(
                 "archive file changed since it was validated: its SHA-256 is now {}, not {}; import it again",
@@ -297,23 +298,28 @@ impl Archive {
 /// An archive whose ZIP structure, limits, versions, tenant and access numbers are
 /// checked, and whose objects are not yet. It is what the engine needs to decide
 /// tenant conflicts, which takes milliseconds, before the pass over every object,
-/// which takes seconds for a large tenant. [`ArchiveHeader::validate`] makes that pass.
+/// which takes seconds for a large tenant. Nothing here reads the whole file:
+/// [`ArchiveHeader::sha256`] hashes it on demand and [`ArchiveHeader::validate`] makes
+/// the pass over the objects.
+#[derive(Debug)]
 pub struct ArchiveHeader {
     archive: Archive,
+    hashed: bool,
     zip: Zip,
     contents: Contents,
+    file: OpenedFile,
 }
 
 impl ArchiveHeader {
     /// Opens the archive at `path` and checks everything but the objects and the
-    /// files that only the objects pass reads.
+    /// files that only the pass over the objects reads.
     ///
     /// # Errors
     ///
     /// Returns [`ArchiveError::Invalid`] for any broken rule or exceeded limit, and
     /// [`ArchiveError::Io`] when the file cannot be read.
     pub fn open(path: &Path, limits: &Limits) -> Result<Self, ArchiveError> {
-        let (mut zip, contents, digest) = entry::open_zip(path, limits)?;
+        let (mut zip, contents, file) = entry::open_zip(path, limits)?;
         let (format_version, schema_version, header) = read_header(&mut zip, &contents, limits)?;
         let summary = ArchiveSummary {
             objects: 0,
@@ -324,8 +330,8 @@ impl ArchiveHeader {
             path: path.to_owned(),
             format_version,
             schema_version,
-            sha256: digest.sha256,
-            size: digest.size,
+            sha256: String::new(),
+            size: file.size(),
             tenant: header.tenant,
             ranges: header.ranges,
             summary,
@@ -334,29 +340,61 @@ impl ArchiveHeader {
         };
         Ok(Self {
             archive,
+            hashed: false,
             zip,
             contents,
+            file,
         })
     }
 
-    /// The archive as far as it is checked. Its `summary.objects` is 0 until
-    /// [`ArchiveHeader::validate`] has counted them.
+    /// Returns the tenant, upgraded to the current model.
     #[must_use]
-    pub fn archive(&self) -> &Archive {
-        &self.archive
+    pub fn tenant(&self) -> &TenantRecord {
+        &self.archive.tenant
     }
 
-    /// Makes the validation pass over every object and the remaining listed files.
+    /// Returns the format version, 1 to 3.
+    #[must_use]
+    pub fn format_version(&self) -> u32 {
+        self.archive.format_version
+    }
+
+    /// Returns the size of the archive file in bytes when it was opened.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.archive.size
+    }
+
+    /// Returns the SHA-256 of the whole archive file, lower-case hex, reading the
+    /// file the first time.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ArchiveError::Io`] when the file cannot be read.
+    pub fn sha256(&mut self) -> Result<&str, ArchiveError> {
+        if !self.hashed {
+            let digest = self.file.digest()?;
+            self.archive.sha256 = digest.sha256;
+            self.archive.size = digest.size;
+            self.hashed = true;
+        }
+        Ok(&self.archive.sha256)
+    }
+
+    /// Hashes the file, unless that is done, and makes the validation pass over every
+    /// object and the remaining listed files.
     ///
     /// # Errors
     ///
     /// Returns [`ArchiveError::Invalid`] for the first broken rule, and
     /// [`ArchiveError::Io`] when the file cannot be read.
-    pub fn validate(self) -> Result<Archive, ArchiveError> {
+    pub fn validate(mut self) -> Result<Archive, ArchiveError> {
+        self.sha256()?;
         let Self {
             mut archive,
             mut zip,
             contents,
+            ..
         } = self;
         let mut objects = 0_u64;
         archive.walk_in(

@@ -24,6 +24,12 @@ pub(super) struct Entry<'a> {
     pub report: &'a ImportReport,
 }
 
+/// A committed import as the journal recorded it.
+pub(super) struct Recorded {
+    archive_sha256: String,
+    report: String,
+}
+
 /// Returns the recorded report of `import_id`, marked as replayed, or `None` when no
 /// committed import has that id.
 ///
@@ -33,6 +39,18 @@ pub(super) async fn find(
     import_id: &str,
     archive_sha256: &str,
 ) -> Result<Option<ImportReport>, ImportError> {
+    match recorded(conn, import_id).await? {
+        Some(recorded) => recorded.replay(import_id, archive_sha256).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Returns the journal entry of `import_id`, or `None` when no committed import has
+/// that id.
+pub(super) async fn recorded(
+    conn: Conn<'_>,
+    import_id: &str,
+) -> Result<Option<Recorded>, sqlx::Error> {
     let row: Option<(String, String)> = match conn {
         Conn::Postgres(conn) => {
             sqlx::query_as(
@@ -49,21 +67,35 @@ pub(super) async fn find(
                 .await?
         }
     };
-    let Some((recorded_sha256, report)) = row else {
-        return Ok(None);
-    };
-    if recorded_sha256 != archive_sha256 {
-        return Err(ImportError::ImportIdReused {
-            import_id: import_id.to_owned(),
-        });
+    Ok(row.map(|(archive_sha256, report)| Recorded {
+        archive_sha256,
+        report,
+    }))
+}
+
+impl Recorded {
+    /// Returns the recorded report, marked as replayed, when the entry is of the
+    /// archive with `archive_sha256`.
+    ///
+    /// A different archive is [`ImportError::ImportIdReused`].
+    pub(super) fn replay(
+        self,
+        import_id: &str,
+        archive_sha256: &str,
+    ) -> Result<ImportReport, ImportError> {
+        if self.archive_sha256 != archive_sha256 {
+            return Err(ImportError::ImportIdReused {
+                import_id: import_id.to_owned(),
+            });
+        }
+        let mut report: ImportReport = serde_json::from_str(&self.report).map_err(|error| {
+            ImportError::Other(format!(
+                "the journal entry of import id {import_id:?} is unreadable: {error}"
+            ))
+        })?;
+        report.replayed = true;
+        Ok(report)
     }
-    let mut report: ImportReport = serde_json::from_str(&report).map_err(|error| {
-        ImportError::Other(format!(
-            "the journal entry of import id {import_id:?} is unreadable: {error}"
-        ))
-    })?;
-    report.replayed = true;
-    Ok(Some(report))
 }
 
 /// Records a committed import.

@@ -17,6 +17,7 @@ use super::transaction::{Conn, ConnectionSlot, ImportTx, is_fence_timeout};
 use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberCounts, Outcome};
 use crate::archive::{Archive, ArchiveError, ArchiveHeader, InvalidArchive};
 use crate::lock::{ImportLock, LockError};
+use crate::model::TenantIdentity;
 
 /// The inputs of the writing steps besides the transaction and the archive.
 struct WriteContext<'a> {
@@ -60,7 +61,7 @@ pub(super) async fn import(
             return Ok(invalid_report(None, &invalid));
         }
     };
-    let tenant = &header.archive().tenant.identity;
+    let tenant = &header.tenant().identity;
     let span = tracing::info_span!("import", tenant_guid = %tenant.guid, tenant_url = tenant.url);
     import_archive(engine, request, lock, header)
         .instrument(span)
@@ -75,16 +76,19 @@ async fn import_archive(
 ) -> Result<ImportReport, ImportError> {
     // A committed import id and a tenant conflict need only the header, so they are
     // decided in milliseconds, before the pass over every object and without waiting
-    // for the lock. The transaction decides the tenant conflict again under the fence.
-    if let Some(report) = decide_early(engine, request, header.archive()).await? {
-        if report.replayed {
-            tracing::info!("import id already committed, returning the recorded report");
-        } else {
-            tracing::info!(outcome = ?report.outcome, "import ended before validating objects");
+    // for the lock. The transaction decides both again under the fence.
+    let header = match decide_early(engine, request, header).await? {
+        Early::Decided(report) => {
+            if report.replayed {
+                tracing::info!("import id already committed, returning the recorded report");
+            } else {
+                tracing::info!(outcome = ?report.outcome, "import ended before validating objects");
+            }
+            return Ok(*report);
         }
-        return Ok(report);
-    }
-    let mut rejected = verdict(header.archive(), Outcome::Invalid, String::new());
+        Early::Undecided(header) => *header,
+    };
+    let mut rejected = verdict((&header).into(), Outcome::Invalid, String::new());
     let archive = match read_archive(move || header.validate()).await? {
         Ok(archive) => Arc::new(archive),
         Err(invalid) => {
@@ -98,7 +102,11 @@ async fn import_archive(
         Ok(guard) => guard,
         Err(error @ LockError::Timeout { .. }) => {
             tracing::info!(error = %error, "import lock wait timed out");
-            return Ok(verdict(&archive, Outcome::LockTimeout, error.to_string()));
+            return Ok(verdict(
+                archive.as_ref().into(),
+                Outcome::LockTimeout,
+                error.to_string(),
+            ));
         }
         Err(error) => return Err(ImportError::Lock(error)),
     };
@@ -131,7 +139,11 @@ async fn import_locked(
         Ok(tx) => tx,
         Err(error) if is_fence_timeout(&error) => {
             let message = "timed out waiting for the import fence held by another import";
-            return Ok(verdict(&archive, Outcome::LockTimeout, message.to_owned()));
+            return Ok(verdict(
+                archive.as_ref().into(),
+                Outcome::LockTimeout,
+                message.to_owned(),
+            ));
         }
         Err(error) => return Err(error.into()),
     };
@@ -224,7 +236,7 @@ async fn write_bulk(
 
 /// Stops with a conflict when the tenant's GUID, URL or name exists.
 async fn check_tenant(conn: Conn<'_>, archive: &Archive) -> Result<(), Halt> {
-    match tenant_conflict(conn, archive).await? {
+    match tenant_conflict(conn, archive.into()).await? {
         Some(report) => Err(Halt::Verdict(Box::new(report))),
         None => Ok(()),
     }
@@ -234,9 +246,9 @@ async fn check_tenant(conn: Conn<'_>, archive: &Archive) -> Result<(), Halt> {
 /// exists.
 async fn tenant_conflict(
     conn: Conn<'_>,
-    archive: &Archive,
+    archive: ArchiveFacts<'_>,
 ) -> Result<Option<ImportReport>, sqlx::Error> {
-    let collisions = tenant::collisions(conn, &archive.tenant.identity).await?;
+    let collisions = tenant::collisions(conn, archive.tenant).await?;
     if collisions.is_empty() {
         return Ok(None);
     }
@@ -267,7 +279,7 @@ async fn write_objects(tx: &mut ImportTx<'_>, archive: &Arc<Archive>) -> Result<
             duplicate.guid, duplicate.first, duplicate.second
         );
         return Err(Halt::Verdict(Box::new(verdict(
-            archive,
+            archive.as_ref().into(),
             Outcome::Invalid,
             message,
         ))));
@@ -339,51 +351,111 @@ async fn read_archive<T: Send + 'static>(
     }
 }
 
+/// The result of the checks that need only the archive's header.
+enum Early {
+    /// The import ends with this report.
+    Decided(Box<ImportReport>),
+    /// The import goes on with the archive.
+    Undecided(Box<ArchiveHeader>),
+}
+
 /// Reads, on a pooled connection and without the lock, whether the request's import id
 /// was already committed (the recorded report) or a tenant with the archive's GUID,
-/// URL or name exists (a Conflict report).
+/// URL or name exists (a Conflict report). The archive file is hashed only when the
+/// journal has the import id, to check that it records this archive.
 async fn decide_early(
     engine: &Engine,
     request: &ImportRequest,
-    archive: &Archive,
-) -> Result<Option<ImportReport>, ImportError> {
-    match &engine.db {
+    header: ArchiveHeader,
+) -> Result<Early, ImportError> {
+    let (recorded, conflict) = match &engine.db {
         crate::db::Database::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
-            decide_early_on(Conn::Postgres(&mut conn), request, archive).await
+            read_early(Conn::Postgres(&mut conn), request, &header).await?
         }
         crate::db::Database::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;
-            decide_early_on(Conn::Sqlite(&mut conn), request, archive).await
+            read_early(Conn::Sqlite(&mut conn), request, &header).await?
+        }
+    };
+    if let (Some(recorded), Some(import_id)) = (recorded, &request.import_id) {
+        let mut header = tokio::task::spawn_blocking(move || {
+            let mut header = header;
+            header.sha256()?;
+            Ok(header)
+        })
+        .await
+        .map_err(|error| ImportError::Other(format!("the archive hashing task failed: {error}")))?
+        .map_err(ImportError::Archive)?;
+        let sha256 = header.sha256().map_err(ImportError::Archive)?;
+        let report = recorded.replay(import_id, sha256)?;
+        return Ok(Early::Decided(Box::new(report)));
+    }
+    Ok(match conflict {
+        Some(report) => Early::Decided(Box::new(report)),
+        None => Early::Undecided(Box::new(header)),
+    })
+}
+
+/// Reads the journal entry of the request's import id and, when there is none, the
+/// tenant conflict.
+async fn read_early(
+    mut conn: Conn<'_>,
+    request: &ImportRequest,
+    header: &ArchiveHeader,
+) -> Result<(Option<journal::Recorded>, Option<ImportReport>), sqlx::Error> {
+    if let Some(import_id) = &request.import_id
+        && let Some(recorded) = journal::recorded(conn.reborrow(), import_id).await?
+    {
+        return Ok((Some(recorded), None));
+    }
+    Ok((None, tenant_conflict(conn, header.into()).await?))
+}
+
+/// The facts about an archive that a report carries. The SHA-256 is absent while only
+/// the header is read.
+#[derive(Clone, Copy)]
+struct ArchiveFacts<'a> {
+    tenant: &'a TenantIdentity,
+    format_version: u32,
+    sha256: Option<&'a str>,
+    size: u64,
+}
+
+impl<'a> From<&'a Archive> for ArchiveFacts<'a> {
+    fn from(archive: &'a Archive) -> Self {
+        Self {
+            tenant: &archive.tenant.identity,
+            format_version: archive.format_version,
+            sha256: Some(&archive.sha256),
+            size: archive.size,
         }
     }
 }
 
-async fn decide_early_on(
-    mut conn: Conn<'_>,
-    request: &ImportRequest,
-    archive: &Archive,
-) -> Result<Option<ImportReport>, ImportError> {
-    if let Some(import_id) = &request.import_id
-        && let Some(report) = journal::find(conn.reborrow(), import_id, &archive.sha256).await?
-    {
-        return Ok(Some(report));
+impl<'a> From<&'a ArchiveHeader> for ArchiveFacts<'a> {
+    fn from(header: &'a ArchiveHeader) -> Self {
+        Self {
+            tenant: &header.tenant().identity,
+            format_version: header.format_version(),
+            sha256: None,
+            size: header.size(),
+        }
     }
-    Ok(tenant_conflict(conn, archive).await?)
 }
 
 /// Builds a report about `archive` for a verdict that wrote nothing.
-fn verdict(archive: &Archive, outcome: Outcome, message: String) -> ImportReport {
+fn verdict(archive: ArchiveFacts<'_>, outcome: Outcome, message: String) -> ImportReport {
     ImportReport {
         outcome,
-        tenant: Some(archive.tenant.identity.clone()),
+        tenant: Some(archive.tenant.clone()),
         access_numbers: NumberCounts::default(),
         skipped_ranges: Vec::new(),
         reporting_database: None,
         collisions: Vec::new(),
         objects: 0,
         format_version: Some(archive.format_version),
-        archive_sha256: Some(archive.sha256.clone()),
+        archive_sha256: archive.sha256.map(str::to_owned),
         archive_size: Some(archive.size),
         replayed: false,
         message,
@@ -393,7 +465,7 @@ fn verdict(archive: &Archive, outcome: Outcome, message: String) -> ImportReport
 fn invalid_report(archive: Option<&Archive>, invalid: &InvalidArchive) -> ImportReport {
     let message = format!("invalid archive: {invalid}");
     match archive {
-        Some(archive) => verdict(archive, Outcome::Invalid, message),
+        Some(archive) => verdict(archive.into(), Outcome::Invalid, message),
         None => ImportReport::without_archive(Outcome::Invalid, message),
     }
 }
@@ -409,7 +481,7 @@ fn imported_report(
         "tenant {} imported: {objects} objects; access numbers {} created, {} assigned, {} skipped",
         archive.tenant.identity.url, counts.created, counts.assigned, counts.skipped
     );
-    let mut report = verdict(archive, Outcome::Imported, message);
+    let mut report = verdict(archive.into(), Outcome::Imported, message);
     report.objects = objects;
     report.access_numbers = counts;
     report.skipped_ranges = numbers.skipped_ranges;
@@ -449,7 +521,7 @@ fn object_conflict(archive: &Archive, existing: Vec<uuid::Uuid>) -> ImportReport
         "{listed}{more} object GUIDs of the archive already exist in the target, the first \
          being {first}; nothing was written"
     );
-    let mut report = verdict(archive, Outcome::Conflict, message);
+    let mut report = verdict(archive.into(), Outcome::Conflict, message);
     report.collisions = existing
         .into_iter()
         .map(|guid| Collision::ObjectGuid { guid })
