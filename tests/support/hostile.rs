@@ -132,6 +132,7 @@ macro_rules! hostile_case_names {
             nested_archive_by_name,
             nested_archive_by_content,
             huge_entry_count,
+            archive_over_size_limit,
             name_traversal,
             name_absolute,
             name_backslash,
@@ -320,6 +321,27 @@ pub fn huge_entry_count(dir: &Path) -> HostileArchive {
         });
     }
     write(&builder, dir, &["20002 entries", "limit"])
+}
+
+/// The limit on the archive file's size, in bytes, of [`archive_over_size_limit`].
+pub const SMALL_ARCHIVE_LIMIT: u64 = 1000;
+
+/// Writes a valid format 3 archive that is larger than an archive size limit of
+/// [`SMALL_ARCHIVE_LIMIT`] bytes. Sent over HTTP, it is a body over the upload limit.
+pub fn archive_over_size_limit(dir: &Path) -> HostileArchive {
+    let mut archive = write(&ArchiveBuilder::v3(), dir, &["the limit of 1000 bytes"]);
+    let size = std::fs::metadata(&archive.path)
+        .expect("archive size")
+        .len();
+    assert!(
+        size > SMALL_ARCHIVE_LIMIT,
+        "the base archive has {size} bytes"
+    );
+    archive.options = vec![
+        "--archive-max-bytes".to_owned(),
+        SMALL_ARCHIVE_LIMIT.to_string(),
+    ];
+    archive
 }
 
 // Entry names.
