@@ -59,6 +59,7 @@ async fn start_shim(server: &FakeApiServer, db: &TestDatabase) -> Shim {
                 "info,tenant_operator=debug".to_owned(),
             ),
         ],
+        ..ShimOptions::default()
     };
     Shim::start(&db.url, &db.reporting_prefix, options).await
 }

@@ -1,6 +1,7 @@
 //! Builds the corpus of hostile tenant archives: each one is a small valid archive from
 //! `archives.rs` with one hostile change, written to a folder, together with the phrases
-//! that the rejection message must contain.
+//! that the rejection message must contain. [`CORPUS`] lists every case, and the
+//! command line, HTTP and controller tests all run it.
 //!
 //! Include it with `#[path = "support/hostile.rs"] mod hostile;` next to `mod support;`
 //! and `#[path = "support/archives.rs"] mod archives;`.
@@ -32,6 +33,20 @@ pub struct HostileArchive {
     pub phrases: Vec<&'static str>,
     /// Extra command-line options of the import, such as a lower limit.
     pub options: Vec<String>,
+}
+
+impl HostileArchive {
+    /// Panics, naming `what`, unless `message` contains every phrase of this archive,
+    /// compared without regard to case.
+    pub fn assert_message(&self, message: &str, what: &str) {
+        let lower = message.to_lowercase();
+        for phrase in &self.phrases {
+            assert!(
+                lower.contains(&phrase.to_lowercase()),
+                "{what}: the message {message:?} lacks {phrase:?}"
+            );
+        }
+    }
 }
 
 /// Builds one hostile archive in a folder.
@@ -101,6 +116,133 @@ fn v3_identity(field: &str, value: Value) -> ArchiveBuilder {
     ArchiveBuilder::v3()
         .edit_manifest(|manifest| manifest["tenant"][field] = value)
         .edit_json("tenant.json", |tenant| tenant[field] = in_tenant)
+}
+
+/// Expands to `$then! { CASE, ... }` with the name of every case of the corpus, in
+/// order. Each name is the function of this module that builds the case, so this list
+/// is the only one: [`CORPUS`] and the per-case tests are made from it.
+#[macro_export]
+macro_rules! hostile_case_names {
+    ($then:ident) => {
+        $then! {
+            bomb_declared_size,
+            bomb_lying_size,
+            bomb_ratio,
+            bomb_total_size,
+            nested_archive_by_name,
+            nested_archive_by_content,
+            huge_entry_count,
+            archive_over_size_limit,
+            name_traversal,
+            name_absolute,
+            name_backslash,
+            name_drive_letter,
+            name_invalid_utf8,
+            name_duplicate,
+            name_duplicate_v2,
+            name_duplicate_v1,
+            name_duplicate_fake_end_record,
+            name_differs_in_case,
+            central_directory_truncated,
+            file_truncated,
+            crc_mismatch_v2,
+            crc_mismatch_v1,
+            manifest_checksum_mismatch,
+            manifest_size_mismatch,
+            zip_size_mismatch,
+            manifest_file_unlisted,
+            invalid_utf8_json,
+            invalid_utf8_csv,
+            json_deep_document,
+            json_deep_line,
+            long_object_name,
+            long_tenant_name,
+            long_tenant_settings,
+            long_manifest,
+            long_attribute_v2,
+            long_attribute_v1,
+            number_too_long,
+            number_too_long_v1,
+            range_count_overflow,
+            range_count_huge,
+            ranges_overlap,
+            ranges_many_overlap,
+            ranges_many_overlap_v2,
+            range_huge,
+            guid_repeated_object,
+            object_type_mismatch,
+            guid_braced_v3,
+            guid_upper_case_v3,
+            guid_unbraced_v1,
+            guid_lower_case_v1,
+            guid_not_uuid,
+            guid_empty,
+            future_format_version,
+            future_schema_version,
+            missing_v3_manifest,
+            missing_v3_tenant,
+            missing_v3_access_numbers,
+            missing_v2_tenant,
+            missing_v1_properties,
+            missing_v1_access_numbers,
+            missing_v1_objects,
+            sql_in_url,
+            control_character_in_name,
+            control_character_in_url,
+            control_character_in_name_v1,
+        }
+    };
+}
+
+macro_rules! corpus_table {
+    ($($case:ident),* $(,)?) => {
+        /// Every case of the corpus: its name and the function that builds it.
+        pub const CORPUS: &[(&str, BuildCase)] = &[$((stringify!($case), $case)),*];
+    };
+}
+
+hostile_case_names!(corpus_table);
+
+/// A case of the corpus, built.
+#[derive(Debug)]
+pub struct BuiltCase {
+    /// The case's name in [`CORPUS`].
+    pub name: &'static str,
+    /// The archive and its expected message.
+    pub archive: HostileArchive,
+}
+
+/// The built cases that share one set of extra options.
+#[derive(Debug)]
+pub struct OptionGroup {
+    /// The extra command-line options, empty for the default limits.
+    pub options: Vec<String>,
+    /// The cases, in corpus order.
+    pub cases: Vec<BuiltCase>,
+}
+
+/// Builds every case of [`CORPUS`], each in a folder of its own under `dir`, and groups
+/// them by their extra options in corpus order. A server or a controller applies one
+/// set of limits to every archive it reads, so each group needs a process of its own.
+pub fn build_corpus_by_options(dir: &Path) -> Vec<OptionGroup> {
+    let mut groups: Vec<OptionGroup> = Vec::new();
+    for (name, build) in CORPUS {
+        let case_dir = dir.join(name);
+        std::fs::create_dir(&case_dir).expect("case folder");
+        let archive = build(&case_dir);
+        let case = BuiltCase { name, archive };
+        match groups
+            .iter_mut()
+            .find(|group| group.options == case.archive.options)
+        {
+            Some(group) => group.cases.push(case),
+            None => groups.push(OptionGroup {
+                options: case.archive.options.clone(),
+                cases: vec![case],
+            }),
+        }
+    }
+    groups
 }
 
 // ZIP structure and size limits.
@@ -179,6 +321,27 @@ pub fn huge_entry_count(dir: &Path) -> HostileArchive {
         });
     }
     write(&builder, dir, &["20002 entries", "limit"])
+}
+
+/// The limit on the archive file's size, in bytes, of [`archive_over_size_limit`].
+pub const SMALL_ARCHIVE_LIMIT: u64 = 1000;
+
+/// Writes a valid format 3 archive that is larger than an archive size limit of
+/// [`SMALL_ARCHIVE_LIMIT`] bytes. Sent over HTTP, it is a body over the upload limit.
+pub fn archive_over_size_limit(dir: &Path) -> HostileArchive {
+    let mut archive = write(&ArchiveBuilder::v3(), dir, &["the limit of 1000 bytes"]);
+    let size = std::fs::metadata(&archive.path)
+        .expect("archive size")
+        .len();
+    assert!(
+        size > SMALL_ARCHIVE_LIMIT,
+        "the base archive has {size} bytes"
+    );
+    archive.options = vec![
+        "--archive-max-bytes".to_owned(),
+        SMALL_ARCHIVE_LIMIT.to_string(),
+    ];
+    archive
 }
 
 // Entry names.

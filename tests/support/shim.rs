@@ -34,6 +34,9 @@ pub struct ShimOptions {
     pub args: Vec<String>,
     /// Environment variables to set, such as `KUBECONFIG`.
     pub env: Vec<(String, String)>,
+    /// Folder for every temporary file of the server: its `--upload-dir` and its
+    /// `TMPDIR`. Without it, uploads go to the server's own folder beside its log.
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// A running `tenant-operator serve` process, stopped on drop.
@@ -64,7 +67,7 @@ impl Shim {
             .args(["--database-url", database_url])
             .args(["--reporting-database-prefix", reporting_prefix])
             .arg("--upload-dir")
-            .arg(dir.path())
+            .arg(options.temp_dir.as_deref().unwrap_or(dir.path()))
             .env_remove("DATABASE_URL")
             .env_remove("API_CLIENTS")
             .env_remove("TOKEN_SIGNING_KEY")
@@ -88,6 +91,9 @@ impl Shim {
             command.arg("--token-key-file").arg(&key);
         }
         command.args(&options.args);
+        if let Some(temp_dir) = &options.temp_dir {
+            command.env("TMPDIR", temp_dir);
+        }
         command.envs(options.env.iter().map(|(name, value)| (name, value)));
         let mut child = command.spawn().expect("start tenant-operator serve");
 
@@ -156,6 +162,11 @@ impl Shim {
     /// Returns the server's log so far.
     pub fn log_text(&self) -> String {
         read_log(&self.log)
+    }
+
+    /// Returns the process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
     }
 
     /// Returns the folder of the server's temporary files.
