@@ -108,14 +108,19 @@ impl<'a> EntryReader<'a> {
         self.failure.take()
     }
 
+    /// Returns the problem behind `error`, an error of reading this entry: the problem
+    /// that stopped reading, or else `error` itself.
+    pub fn read_failure(&mut self, error: &io::Error) -> InvalidArchive {
+        self.take_failure()
+            .unwrap_or_else(|| invalid_file(&self.name, format!("entry cannot be read: {error}")))
+    }
+
     /// Reads the rest of the entry, so its CRC is checked and its digest covers every
     /// byte, and returns the digest.
     pub fn finish(mut self) -> Result<EntryDigest, InvalidArchive> {
         let drained = io::copy(&mut self, &mut io::sink());
         if let Err(error) = drained {
-            return Err(self.take_failure().unwrap_or_else(|| {
-                invalid_file(&self.name, format!("entry cannot be read: {error}"))
-            }));
+            return Err(self.read_failure(&error));
         }
         Ok(EntryDigest {
             size: self.read,

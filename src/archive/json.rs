@@ -8,9 +8,8 @@ use std::io::{self, BufRead, Read};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use super::entry::EntryReader;
+use super::text::{self, TextEncoding};
 use super::{InvalidArchive, Location};
-
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Tracks the nesting depth of JSON text byte by byte, skipping brackets in strings.
 #[derive(Debug, Default, Clone)]
@@ -155,7 +154,7 @@ impl<R: Read> Read for BudgetReader<'_, R> {
 }
 
 impl<R: BufRead> LineReader<R> {
-    /// Wraps `inner`; a UTF-8 byte-order mark at the start is skipped.
+    /// Wraps `inner`, which starts after any byte-order mark.
     pub fn new(inner: R, max_bytes: u64) -> Self {
         Self {
             inner,
@@ -197,32 +196,13 @@ impl<R: BufRead> LineReader<R> {
         if self.buffer.last() == Some(&b'\r') {
             self.buffer.pop();
         }
-        let start = if self.line == 1 && self.buffer.starts_with(BOM) {
-            BOM.len()
-        } else {
-            0
-        };
-        Ok(Some((self.line, &self.buffer[start..])))
+        Ok(Some((self.line, &self.buffer)))
     }
 
     /// Returns the number of the line read last.
     pub fn line(&self) -> u64 {
         self.line
     }
-}
-
-/// Skips a UTF-8 byte-order mark at the start of `reader`.
-pub(crate) fn skip_bom(reader: &mut impl BufRead) -> io::Result<()> {
-    let head = reader.fill_buf()?;
-    if head.starts_with(BOM) {
-        reader.consume(BOM.len());
-    }
-    Ok(())
-}
-
-/// Strips a UTF-8 byte-order mark from the start of `bytes`.
-pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
-    bytes.strip_prefix(BOM).unwrap_or(bytes)
 }
 
 /// Reads a whole JSON document from an entry through the depth limit.
@@ -248,21 +228,16 @@ pub(crate) fn read_document_with<'de, S: DeserializeSeed<'de>>(
     seed: S,
 ) -> Result<S::Value, InvalidArchive> {
     let name = entry.name().to_owned();
-    let mut limited = DepthLimitedReader::new(&mut *entry, max_depth);
+    let text = text::open_text(entry, TextEncoding::Utf8)?;
+    let mut limited = DepthLimitedReader::new(text, max_depth);
     let result = {
         let budgeted = BudgetReader {
             inner: &mut limited,
             budget,
         };
-        let mut buffered = io::BufReader::new(budgeted);
-        skip_bom(&mut buffered)
-            .map_err(serde_json::Error::io)
-            .and_then(|()| {
-                let mut deserializer = serde_json::Deserializer::from_reader(&mut buffered);
-                let value = seed.deserialize(&mut deserializer)?;
-                deserializer.end()?;
-                Ok(value)
-            })
+        let mut deserializer = serde_json::Deserializer::from_reader(io::BufReader::new(budgeted));
+        seed.deserialize(&mut deserializer)
+            .and_then(|value| deserializer.end().map(|()| value))
     };
     let exceeded = limited.exceeded_at_line;
     result.map_err(|error| {
@@ -390,7 +365,7 @@ mod tests {
 
     #[test]
     fn line_reader_limits_and_strips() {
-        let text = b"\xEF\xBB\xBFone\r\n\ntwo\nthree-long";
+        let text = b"one\r\n\ntwo\nthree-long";
         let mut reader = LineReader::new(&text[..], 8);
         assert_eq!(
             reader

@@ -10,6 +10,7 @@
 mod entry;
 mod json;
 mod limits;
+mod text;
 mod v1;
 mod v2;
 mod v3;

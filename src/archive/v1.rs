@@ -2,12 +2,13 @@
 //! and objects.csv (RFC 4180).
 
 use std::collections::HashMap;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 
 use serde_json::{Map, Value};
 
 use super::entry::{Contents, EntryReader, Zip, invalid_file};
 use super::json;
+use super::text::{self, TextEncoding};
 use super::values::{self, GuidForm, RawIdentity};
 use super::{
     Header, InvalidArchive, Layout, Limits, LocatedObject, Location, RangePlaces, Stop,
@@ -62,12 +63,14 @@ impl Properties {
         let mut entry = EntryReader::open(zip, info)?;
         let mut bytes = Vec::new();
         if let Err(error) = entry.read_to_end(&mut bytes) {
-            return Err(entry.take_failure().unwrap_or_else(|| {
-                invalid_file(PROPERTIES, format!("file cannot be read: {error}"))
-            }));
+            return Err(entry.read_failure(&error));
         }
         entry.finish()?;
-        Self::parse(json::strip_bom(&bytes))
+        Self::parse(text::check_bom(
+            PROPERTIES,
+            TextEncoding::Latin1Escaped,
+            &bytes,
+        )?)
     }
 
     /// Parses properties text in ISO-8859-1. Bytes 0x80 to 0x9F, control characters in
@@ -260,12 +263,7 @@ fn finish_rows<E>(
     match read {
         Ok(()) => Ok(()),
         Err(RowStop::Stop(stop)) => Err(stop),
-        Err(RowStop::Io(error)) => {
-            let name = entry.name().to_owned();
-            Err(Stop::Invalid(entry.take_failure().unwrap_or_else(|| {
-                invalid_file(&name, format!("entry cannot be read: {error}"))
-            })))
-        }
+        Err(RowStop::Io(error)) => Err(Stop::Invalid(entry.read_failure(&error))),
     }
 }
 
@@ -278,9 +276,8 @@ fn for_each_row<E>(
     mut row: impl FnMut(u64, &[&str]) -> Result<(), RowStop<E>>,
 ) -> Result<(), RowStop<E>> {
     let file = entry.name().to_owned();
-    let mut buffered = BufReader::new(entry as &mut dyn Read);
-    json::skip_bom(&mut buffered).map_err(RowStop::Io)?;
-    let limited = RowLimitedReader::new(buffered, limits.max_line_bytes);
+    let text = text::open_text(entry, TextEncoding::Utf8)?;
+    let limited = RowLimitedReader::new(text, limits.max_line_bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(false)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::entry::{Contents, EntryDigest, EntryReader, Zip, invalid_file};
 use super::json::{self, LineError, LineReader};
+use super::text::{self, TextEncoding};
 use super::values::{self, FieldProblem, GuidForm, RawIdentity, RawObject, RawTenant};
 use super::{
     Header, InvalidArchive, Layout as AnyLayout, Limits, LocatedObject, Location, RangePlaces,
@@ -107,9 +108,7 @@ impl Layout {
             match streamed {
                 Ok(()) => {}
                 Err(FileStop::Io(error)) => {
-                    return Err(Stop::Invalid(entry.take_failure().unwrap_or_else(|| {
-                        invalid_file(name, format!("entry cannot be read: {error}"))
-                    })));
+                    return Err(Stop::Invalid(entry.read_failure(&error)));
                 }
                 Err(FileStop::Invalid(invalid)) => return Err(Stop::Invalid(invalid)),
                 Err(FileStop::Sink(error)) => return Err(Stop::Sink(error)),
@@ -178,10 +177,8 @@ fn walk_file<E>(
     sink: &mut dyn FnMut(LocatedObject) -> Result<(), E>,
 ) -> Result<(), FileStop<E>> {
     let name = entry.name().to_owned();
-    let mut lines = LineReader::new(
-        BufReader::new(entry as &mut dyn Read),
-        limits.max_line_bytes,
-    );
+    let text = text::open_text(entry, TextEncoding::Utf8).map_err(FileStop::Invalid)?;
+    let mut lines = LineReader::new(BufReader::new(text), limits.max_line_bytes);
     loop {
         let (line, bytes) = match lines.next_line() {
             Ok(Some(next)) => next,

@@ -302,21 +302,34 @@ impl ArchiveBuilder {
         Value::Array(files)
     }
 
+    /// Turns the manifest, with `files` as it would be written now, into the last
+    /// ordinary entry, so a test can change its bytes like those of any other entry.
+    /// Later changes to other entries no longer update `files`.
+    pub fn manifest_as_entry(mut self) -> Self {
+        if let Some(entry) = self.manifest_entry() {
+            self.entries.push(entry);
+            self.manifest = None;
+        }
+        self
+    }
+
+    fn manifest_entry(&self) -> Option<ZipEntry> {
+        let mut manifest = self.manifest.clone()?;
+        let files = match &self.frozen_files {
+            Some(files) => Some(files.clone()),
+            None if self.list_files => Some(self.files_list()),
+            None => None,
+        };
+        if let (Some(files), Some(object)) = (files, manifest.as_object_mut()) {
+            object.insert("files".to_owned(), files);
+        }
+        Some(ZipEntry::new("manifest.json", pretty(&manifest)))
+    }
+
     /// Returns the ZIP bytes.
     pub fn bytes(&self) -> Vec<u8> {
         let mut entries = self.entries.clone();
-        if let Some(manifest) = &self.manifest {
-            let mut manifest = manifest.clone();
-            let files = match &self.frozen_files {
-                Some(files) => Some(files.clone()),
-                None if self.list_files => Some(self.files_list()),
-                None => None,
-            };
-            if let (Some(files), Some(object)) = (files, manifest.as_object_mut()) {
-                object.insert("files".to_owned(), files);
-            }
-            entries.push(ZipEntry::new("manifest.json", pretty(&manifest)));
-        }
+        entries.extend(self.manifest_entry());
         write_zip(&entries)
     }
 
