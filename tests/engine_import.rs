@@ -263,7 +263,11 @@ async fn tenant_conflict_decided_before_objects() {
             "{backend:?}: {}",
             conflict.message
         );
-        assert_eq!(conflict.collisions, vec![Collision::TenantGuid], "{backend:?}");
+        assert_eq!(
+            conflict.collisions,
+            vec![Collision::TenantGuid],
+            "{backend:?}"
+        );
 
         let mut fresh = again.clone();
         fresh.guid = uuid::Uuid::new_v4();
