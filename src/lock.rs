@@ -33,8 +33,8 @@ pub trait LockGuard: Send + Sync {
     ///
     /// A Kubernetes Lease is no longer held once another holder took it or its lease
     /// duration passed without a successful renewal. The standalone locks return
-    /// `true`, because their holder learns of a loss only when its connection or file
-    /// fails, and the engine's fence covers that case.
+    /// `true`: they keep no such state, and the engine's fence covers a PostgreSQL
+    /// lock session that ended early.
     fn is_held(&self) -> bool;
 
     /// Releases the lock.

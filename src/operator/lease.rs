@@ -308,8 +308,8 @@ impl LeaseClaim {
                         _ = stopped.changed() => return,
                         () = tokio::time::sleep(interval) => {}
                     }
-                    // The renewal writes a renewTime taken after this instant, so the
-                    // local deadline never ends after the one others compute.
+                    // The renewal writes a renewTime taken after this instant, so with
+                    // clocks in agreement the local deadline ends before others' one.
                     let attempted_at = Instant::now();
                     match claim.renew(&version).await {
                         Ok(Some(next)) => {
@@ -354,7 +354,8 @@ pub(crate) struct Renewal {
     /// start of the last successful write, or `None` once another holder has it.
     /// After a failed renewal the deadline stays, so it passes during an API outage,
     /// and a later successful renewal moves it on: a renewal succeeds only while this
-    /// holder's identity is still in the Lease, and every takeover replaces it.
+    /// holder's identity is still in the Lease, and every takeover or release
+    /// replaces it.
     pub(crate) held_until: watch::Receiver<Option<Instant>>,
     task: JoinHandle<()>,
 }
