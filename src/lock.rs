@@ -27,7 +27,16 @@ pub enum LockError {
 /// A held lock. Dropping it releases the lock, but [`LockGuard::release`] does so
 /// promptly and reports errors.
 #[async_trait::async_trait]
-pub trait LockGuard: Send {
+pub trait LockGuard: Send + Sync {
+    /// Tells whether the lock is still held, from state the guard keeps, without a
+    /// request to the backend.
+    ///
+    /// A Kubernetes Lease is no longer held once another holder took it or its lease
+    /// duration passed without a successful renewal. The standalone locks return
+    /// `true`: they keep no such state, and the engine's fence covers a PostgreSQL
+    /// lock session that ended early.
+    fn is_held(&self) -> bool;
+
     /// Releases the lock.
     ///
     /// # Errors

@@ -1,5 +1,6 @@
 //! Imports racing for the standalone lock: both succeed in turn, and an import waits
-//! only as long as its lock timeout.
+//! only as long as its lock timeout. An import whose outer lock is lost waits at the
+//! fence, and one whose guard reports the loss rolls back before commit.
 
 #[path = "support/engine_fixtures.rs"]
 mod engine_fixtures;
@@ -15,9 +16,9 @@ use sqlx::Connection;
 
 use engine_fixtures::TenantFixture;
 use engine_harness::{BACKENDS, Harness};
-use lost_lock::LostLock;
+use lost_lock::{KnownLostLock, LostLock};
 use tenant_operator::db::Database;
-use tenant_operator::engine::{FENCE_KEY, ImportRequest, Outcome};
+use tenant_operator::engine::{FENCE_KEY, ImportError, ImportRequest, Outcome};
 use tenant_operator::lock::ImportLock;
 
 #[tokio::test]
@@ -263,5 +264,52 @@ async fn held_fence_times_out_import() {
             "{backend:?}: {}",
             after.message
         );
+    }
+}
+
+/// A guard that reports the lock lost makes the import roll back everything, its
+/// reporting database included, and a retry under a held lock imports once.
+#[tokio::test]
+async fn known_lost_lock_rolls_back() {
+    for backend in BACKENDS {
+        let harness = Harness::new(backend).await;
+        let fixture =
+            TenantFixture::new("lost-before-commit", 50).with_range("5557300", "5557319", "voice");
+        let archive = fixture.write_v3(harness.dir.path());
+        let import_id = "lost-before-commit";
+        let before = harness.snapshot().await;
+        let request = ImportRequest {
+            archive: archive.clone(),
+            import_id: Some(import_id.to_owned()),
+            lock_timeout: Duration::from_secs(30),
+        };
+
+        let result = harness.engine.import(&request, &KnownLostLock).await;
+
+        assert!(
+            matches!(result, Err(ImportError::LockLost)),
+            "{backend:?}: {result:?}"
+        );
+        assert_eq!(harness.snapshot().await, before, "{backend:?}: rows");
+        let reporting = harness.test_db.reporting_databases().await;
+        assert!(reporting.is_empty(), "{backend:?}: {reporting:?}");
+
+        let retried = harness
+            .try_import(&archive, Some(import_id))
+            .await
+            .expect("retry runs");
+        assert_eq!(
+            retried.outcome,
+            Outcome::Imported,
+            "{backend:?}: {}",
+            retried.message
+        );
+        assert!(!retried.replayed, "{backend:?}: the retry replayed");
+        let tenants = harness.rows("SELECT url FROM tenants").await;
+        assert_eq!(tenants, [fixture.url.as_str()], "{backend:?}");
+        let journal = harness.rows("SELECT import_id FROM import_journal").await;
+        assert_eq!(journal, [import_id], "{backend:?}");
+        let reporting = harness.test_db.reporting_databases().await;
+        assert_eq!(reporting.len(), 1, "{backend:?}: {reporting:?}");
     }
 }

@@ -1,21 +1,23 @@
 //! The Lease import lock against the fake API server: compare-and-swap, waiting for a
-//! release, takeover of an expired Lease, renewal, and API failures.
+//! release, takeover of an expired Lease, renewal, API failures, and a guard that
+//! learns of a lost Lease.
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fake_apiserver::{FakeApiServer, Fault, FaultAction};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
-use tenant_operator::lock::{ImportLock, LockError};
+use tenant_operator::lock::{ImportLock, LockError, LockGuard};
 use tenant_operator::operator::lease::LeaseLock;
 
 const NAMESPACE: &str = "ops";
 const LEASES: &str = "leases.coordination.k8s.io";
+const LEASE: &str = "tenant-import-eu-west";
 
 fn holder_of(server: &FakeApiServer, name: &str) -> Option<String> {
     let lease = server.object(LEASES, NAMESPACE, name)?;
@@ -203,4 +205,76 @@ async fn api_failure_is_backend_error() {
         .err()
         .expect("failure");
     assert!(matches!(error, LockError::Backend(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn guard_learns_of_stolen_lease() {
+    let server = FakeApiServer::start().await;
+    let duration = Duration::from_secs(3);
+    let lock = LeaseLock::with_duration(
+        server.client().await,
+        NAMESPACE,
+        "eu-west",
+        "pod-a",
+        duration,
+    );
+    let guard = lock
+        .acquire(Duration::from_secs(5))
+        .await
+        .expect("free lock");
+    assert!(guard.is_held(), "a fresh guard");
+
+    let stolen = server.steal_lease(NAMESPACE, LEASE, "pod-b", Duration::from_secs(15));
+    assert_eq!(stolen["spec"]["holderIdentity"], "pod-b");
+    // The next renewal, at most a third of the duration away, finds pod-b.
+    wait_for_held(guard.as_ref(), false, duration).await;
+
+    guard.release().await.expect("release");
+    assert_eq!(
+        holder_of(&server, LEASE).as_deref(),
+        Some("pod-b"),
+        "release leaves the new holder's Lease alone"
+    );
+}
+
+#[tokio::test]
+async fn guard_expires_during_outage() {
+    let server = FakeApiServer::start().await;
+    let duration = Duration::from_secs(3);
+    let client = server.client_for("pod-a").await;
+    let lock = LeaseLock::with_duration(client, NAMESPACE, "eu-west", "pod-a", duration);
+    let guard = lock
+        .acquire(Duration::from_secs(5))
+        .await
+        .expect("free lock");
+
+    server.cut_off("pod-a");
+    let lost_after = wait_for_held(guard.as_ref(), false, duration * 2).await;
+    // The last renewal before the outage was at most a third of the duration earlier.
+    let earliest = duration - duration / 3;
+    assert!(
+        lost_after >= earliest - Duration::from_millis(100),
+        "lost {lost_after:?} after the outage began, before its lease duration passed"
+    );
+
+    // pod-a is still the holder, so the first renewal after the outage succeeds and
+    // the guard counts as held again.
+    server.restore("pod-a");
+    wait_for_held(guard.as_ref(), true, duration).await;
+    assert_eq!(holder_of(&server, LEASE).as_deref(), Some("pod-a"));
+}
+
+/// Waits until `guard.is_held()` returns `held` and returns how long that took, or
+/// panics after `within`.
+async fn wait_for_held(guard: &dyn LockGuard, held: bool, within: Duration) -> Duration {
+    let started = Instant::now();
+    while guard.is_held() != held {
+        assert!(
+            started.elapsed() < within,
+            "is_held() stayed {} for {within:?}",
+            !held
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
 }

@@ -38,29 +38,13 @@ const OBJECTS: usize = 2000;
 /// Starts `serve` with the Lease options of `CLUSTER` and the fake API server's
 /// kubeconfig.
 async fn start_shim(server: &FakeApiServer, db: &TestDatabase) -> Shim {
-    let args = [
-        "--lease-cluster",
+    let options = ShimOptions::lease(
+        &server.kubeconfig_path(),
         CLUSTER,
-        "--lease-namespace",
         OPERATOR_NAMESPACE,
-        "--holder-identity",
         "shim-a",
-        "--lease-duration",
-        "3",
-    ];
-    let kubeconfig = server.kubeconfig_path().display().to_string();
-    let options = ShimOptions {
-        insecure: false,
-        args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-        env: vec![
-            ("KUBECONFIG".to_owned(), kubeconfig),
-            (
-                "RUST_LOG".to_owned(),
-                "info,tenant_operator=debug".to_owned(),
-            ),
-        ],
-        ..ShimOptions::default()
-    };
+        Duration::from_secs(3),
+    );
     Shim::start(&db.url, &db.reporting_prefix, options).await
 }
 

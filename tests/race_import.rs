@@ -7,6 +7,8 @@
 mod crash;
 #[path = "support/engine_fixtures.rs"]
 mod engine_fixtures;
+#[path = "support/import_results.rs"]
+mod import_results;
 #[path = "support/lost_lock.rs"]
 mod lost_lock;
 mod support;
@@ -14,16 +16,16 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use sqlx::Connection;
 
 use crash::{ImportCommand, wait};
 use engine_fixtures::TenantFixture;
+use import_results::{assert_intervals_disjoint, fence_waiter, migrated, project, serial_result};
 use lost_lock::LostLock;
 use support::{Backend, TestDatabase};
 use tenant_operator::archive::Limits;
 use tenant_operator::db::{Database, STANDALONE_LOCK_KEY};
-use tenant_operator::engine::{Engine, FENCE_KEY, ImportRequest, Outcome, ReportingConfig};
+use tenant_operator::engine::{Engine, ImportRequest, Outcome, ReportingConfig};
 
 const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 
@@ -36,16 +38,6 @@ const ORDERS: [[usize; 3]; 6] = [
     [2, 0, 1],
     [2, 1, 0],
 ];
-
-/// The result of a set of imports, in terms that do not depend on the backend, the
-/// timing or the reporting prefix. It lists every access number with its owner's URL
-/// and media, every tenant with its object count, and every journaled verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Projection {
-    numbers: Vec<String>,
-    tenants: Vec<String>,
-    reports: Vec<String>,
-}
 
 #[tokio::test]
 async fn ten_processes_import_once() {
@@ -102,7 +94,11 @@ async fn overlapping_tenants_match_a_serial_order() {
     let archives = overlapping_archives(dir.path());
     let mut serial = Vec::new();
     for order in ORDERS {
-        serial.push(serial_result(&archives, order).await);
+        let ordered: Vec<&Path> = order
+            .iter()
+            .map(|index| archives[*index].as_path())
+            .collect();
+        serial.push(serial_result(&ordered).await);
     }
 
     for backend in BACKENDS {
@@ -271,19 +267,6 @@ async fn race_ten_processes(test_db: &TestDatabase, label: &str) {
     assert_intervals_disjoint(&test_db.url, backend).await;
 }
 
-/// Returns whether a session waits for the fence's advisory lock.
-async fn fence_waiter(conn: &mut sqlx::PgConnection) -> bool {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-         AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1 \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-    )
-    .bind(FENCE_KEY)
-    .fetch_one(conn)
-    .await
-    .expect("look for a fence waiter")
-}
-
 /// Three tenants: the second one's shared range overlaps the first's and the
 /// third's, and each also has a range of its own.
 fn overlapping_archives(dir: &Path) -> Vec<PathBuf> {
@@ -299,141 +282,4 @@ fn overlapping_archives(dir: &Path) -> Vec<PathBuf> {
             .with_range("5557200", "5557204", "text"),
     ];
     tenants.iter().map(|tenant| tenant.write_v3(dir)).collect()
-}
-
-/// Imports the archives one after another in `order` into a fresh SQLite database
-/// and returns the result.
-async fn serial_result(archives: &[PathBuf], order: [usize; 3]) -> Projection {
-    let test_db = migrated(Backend::Sqlite).await;
-    let db = Database::connect(&test_db.url).await.expect("connect");
-    let reporting = ReportingConfig {
-        server_url: None,
-        name_prefix: test_db.reporting_prefix.clone(),
-    };
-    let engine = Engine::new(db.clone(), Limits::default(), reporting);
-    for index in order {
-        let request = ImportRequest {
-            archive: archives[index].clone(),
-            import_id: None,
-            lock_timeout: Duration::from_secs(30),
-        };
-        let report = engine
-            .import(&request, &db.standalone_lock())
-            .await
-            .expect("serial import runs");
-        assert_eq!(report.outcome, Outcome::Imported, "{}", report.message);
-    }
-    project(&test_db.url).await
-}
-
-async fn migrated(backend: Backend) -> TestDatabase {
-    let test_db = TestDatabase::new(backend).await;
-    let db = Database::connect(&test_db.url).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    close(db).await;
-    test_db
-}
-
-async fn close(db: Database) {
-    match db {
-        Database::Postgres(pool) => pool.close().await,
-        Database::Sqlite(pool) => pool.close().await,
-    }
-}
-
-/// Reads the backend-neutral result of the imports in the database at `url`.
-async fn project(url: &str) -> Projection {
-    let numbers = text_rows(
-        url,
-        "SELECT CAST(a.digits AS TEXT) || '|' || CAST(a.value AS TEXT) || '|' \
-         || coalesce(t.url, '-') || '|' || a.media \
-         FROM access_numbers a LEFT JOIN tenants t ON t.guid = a.tenant_guid",
-    )
-    .await;
-    let tenants = text_rows(
-        url,
-        "SELECT t.url || '|' || CAST((SELECT count(*) FROM config_objects o \
-         WHERE o.tenant_guid = t.guid) AS TEXT) FROM tenants t",
-    )
-    .await;
-    let mut reports: Vec<String> =
-        text_rows(url, "SELECT CAST(report AS TEXT) FROM import_journal")
-            .await
-            .iter()
-            .map(|text| {
-                let report: serde_json::Value = serde_json::from_str(text).expect("journal report");
-                format!(
-                    "{} {} {} {}",
-                    report["tenant"]["url"],
-                    report["outcome"],
-                    report["accessNumbers"],
-                    report["skippedRanges"]
-                )
-            })
-            .collect();
-    reports.sort();
-    Projection {
-        numbers,
-        tenants,
-        reports,
-    }
-}
-
-async fn text_rows(url: &str, sql: &str) -> Vec<String> {
-    let db = Database::connect(url).await.expect("connect");
-    let mut rows: Vec<String> = match &db {
-        Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-        Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-    }
-    .unwrap_or_else(|error| panic!("query {sql:?} failed: {error}"));
-    close(db).await;
-    rows.sort();
-    rows
-}
-
-/// Asserts that no two committed imports were writing at the same time: sorted by
-/// start, each import finished before the next one started.
-async fn assert_intervals_disjoint(url: &str, backend: Backend) {
-    let mut intervals = journal_intervals(url).await;
-    assert!(!intervals.is_empty(), "{backend:?}: the journal is empty");
-    intervals.sort();
-    for pair in intervals.windows(2) {
-        let (earlier, later) = (pair[0], pair[1]);
-        assert!(
-            earlier.0 <= earlier.1,
-            "{backend:?}: an import finished before it started: {earlier:?}"
-        );
-        assert!(
-            earlier.1 <= later.0,
-            "{backend:?}: imports overlapped: {earlier:?} and {later:?}"
-        );
-    }
-}
-
-async fn journal_intervals(url: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let db = Database::connect(url).await.expect("connect");
-    let sql = "SELECT started_at, finished_at FROM import_journal";
-    let intervals = match &db {
-        Database::Postgres(pool) => sqlx::query_as(sql)
-            .fetch_all(pool)
-            .await
-            .expect("read the journal"),
-        Database::Sqlite(pool) => {
-            let rows: Vec<(String, String)> = sqlx::query_as(sql)
-                .fetch_all(pool)
-                .await
-                .expect("read the journal");
-            rows.iter()
-                .map(|(started, finished)| (parse_time(started), parse_time(finished)))
-                .collect()
-        }
-    };
-    close(db).await;
-    intervals
-}
-
-fn parse_time(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|error| panic!("journal time {text:?}: {error}"))
-        .with_timezone(&Utc)
 }

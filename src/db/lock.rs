@@ -64,6 +64,10 @@ impl ImportLock for StandaloneLock {
 
 #[async_trait::async_trait]
 impl LockGuard for PgGuard {
+    fn is_held(&self) -> bool {
+        true
+    }
+
     async fn release(self: Box<Self>) -> Result<(), LockError> {
         let mut connection = self.connection;
         sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -77,6 +81,10 @@ impl LockGuard for PgGuard {
 
 #[async_trait::async_trait]
 impl LockGuard for FileGuard {
+    fn is_held(&self) -> bool {
+        true
+    }
+
     async fn release(self: Box<Self>) -> Result<(), LockError> {
         self.file.unlock().map_err(backend)
     }

@@ -149,6 +149,13 @@ pub enum ImportError {
     /// The lock backend failed.
     #[error("import lock failed")]
     Lock(#[source] crate::lock::LockError),
+    /// The outer import lock was lost before commit, so the transaction was rolled
+    /// back. The engine's fence kept the imports apart either way, so a retry is safe.
+    #[error(
+        "the import lock was lost before commit, so the import was rolled back and nothing \
+         was written; retry the import"
+    )]
+    LockLost,
     /// The import id was committed before with a different archive.
     #[error(
         "import id {import_id:?} was already used for a different archive; \

@@ -16,7 +16,7 @@ use super::tenant;
 use super::transaction::{Conn, ConnectionSlot, ImportTx, is_fence_timeout};
 use super::{Collision, Engine, ImportError, ImportReport, ImportRequest, NumberCounts, Outcome};
 use crate::archive::{Archive, ArchiveError, ArchiveHeader, InvalidArchive};
-use crate::lock::{ImportLock, LockError};
+use crate::lock::{ImportLock, LockError, LockGuard};
 use crate::model::TenantIdentity;
 
 /// The inputs of the writing steps besides the transaction and the archive.
@@ -111,7 +111,7 @@ async fn import_archive(
         Err(error) => return Err(ImportError::Lock(error)),
     };
     fault::point("lock:acquired").await;
-    let result = import_locked(engine, request, archive).await;
+    let result = import_locked(engine, request, archive, guard.as_ref()).await;
     if matches!(&result, Ok(report) if report.outcome == Outcome::Imported && !report.replayed) {
         fault::point("commit:after").await;
     }
@@ -126,6 +126,7 @@ async fn import_locked(
     engine: &Engine,
     request: &ImportRequest,
     archive: Arc<Archive>,
+    guard: &dyn LockGuard,
 ) -> Result<ImportReport, ImportError> {
     // Read before the transaction, so the import needs no second connection while it
     // holds SQLite's write lock.
@@ -157,7 +158,7 @@ async fn import_locked(
         started_at,
     };
     match write(&context, &mut tx, &archive, &mut created).await {
-        Ok(report) => commit(tx, created, report).await,
+        Ok(report) => commit(tx, created, report, guard).await,
         Err(halt) => {
             undo(tx, created).await;
             match halt {
@@ -296,12 +297,21 @@ async fn write_objects(tx: &mut ImportTx<'_>, archive: &Arc<Archive>) -> Result<
     Ok(inserted)
 }
 
+/// Commits the import unless the outer lock was lost meanwhile.
 async fn commit(
     tx: ImportTx<'_>,
     created: Option<ReportingTarget>,
     report: ImportReport,
+    guard: &dyn LockGuard,
 ) -> Result<ImportReport, ImportError> {
     fault::point("commit:before").await;
+    // The fence alone keeps two writers apart. A holder that has learned of the loss
+    // still stops, because the new holder took the lock expecting to import alone.
+    if !guard.is_held() {
+        tracing::error!("import lock lost before commit; rolling back");
+        undo(tx, created).await;
+        return Err(ImportError::LockLost);
+    }
     if let Err(error) = tx.commit().await {
         remove_reporting(created).await;
         return Err(error.into());

@@ -50,6 +50,9 @@ pub mod reason {
     pub const DATABASE_UNAVAILABLE: &str = "DatabaseUnavailable";
     /// The Lease could not be read or written.
     pub const LOCK_UNAVAILABLE: &str = "LockUnavailable";
+    /// The target's Lease was taken over or expired before the import committed, so
+    /// the import was rolled back.
+    pub const LOCK_LOST: &str = "LockLost";
     /// The import failed for another reason, named in the message.
     pub const IMPORT_FAILED: &str = "ImportFailed";
 }

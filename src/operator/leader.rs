@@ -46,18 +46,18 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(resource_version) = wait_for_leadership(&claim, &shutdown).await else {
+    let Some((resource_version, taken_at)) = wait_for_leadership(&claim, &shutdown).await else {
         return Ok(());
     };
     tracing::info!(lease = claim.name(), "leading");
     metrics.set_leader(true);
 
-    let renewal = claim.spawn_renewal(resource_version);
-    let mut held = renewal.lease_held.clone();
+    let renewal = claim.spawn_renewal(resource_version, taken_at);
+    let mut held = renewal.held_until.clone();
     let stop = shutdown.child_token();
     let leading = lead(stop.clone());
     let lost = async move {
-        let _ = held.wait_for(|held| !*held).await;
+        let _ = held.wait_for(Option::is_none).await;
     };
     let outcome = tokio::select! {
         () = leading => Ok(()),
@@ -74,9 +74,12 @@ where
     outcome
 }
 
-/// Waits until this replica holds the Lease and returns its resourceVersion, or
-/// `None` on shutdown.
-async fn wait_for_leadership(claim: &LeaseClaim, shutdown: &CancellationToken) -> Option<String> {
+/// Waits until this replica holds the Lease and returns its resourceVersion and the
+/// start of the write that took it, or `None` on shutdown.
+async fn wait_for_leadership(
+    claim: &LeaseClaim,
+    shutdown: &CancellationToken,
+) -> Option<(String, tokio::time::Instant)> {
     let mut announced = false;
     loop {
         let attempt = tokio::select! {
@@ -84,7 +87,10 @@ async fn wait_for_leadership(claim: &LeaseClaim, shutdown: &CancellationToken) -
             attempt = claim.try_take() => attempt,
         };
         let until = match attempt {
-            Ok(Claim::Taken { resource_version }) => return Some(resource_version),
+            Ok(Claim::Taken {
+                resource_version,
+                taken_at,
+            }) => return Some((resource_version, taken_at)),
             Ok(Claim::Held {
                 holder,
                 expires_at,

@@ -19,6 +19,7 @@ use kube::api::{ObjectMeta, PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::lock::{ImportLock, LockError, LockGuard};
@@ -43,8 +44,12 @@ pub enum LeaseError {
 /// The result of one attempt to take a Lease.
 #[derive(Debug)]
 pub(crate) enum Claim {
-    /// The Lease is ours at this resourceVersion.
-    Taken { resource_version: String },
+    /// The Lease is ours at this resourceVersion, from a write that started at
+    /// `taken_at`.
+    Taken {
+        resource_version: String,
+        taken_at: Instant,
+    },
     /// Another holder has it until `expires_at`; `resource_version` is what was read.
     Held {
         holder: String,
@@ -98,6 +103,7 @@ impl LeaseClaim {
     pub(crate) async fn try_take(&self) -> Result<Claim, LeaseError> {
         loop {
             let now = Utc::now();
+            let taken_at = Instant::now();
             let Some(mut lease) = self
                 .api
                 .get_opt(&self.name)
@@ -109,6 +115,7 @@ impl LeaseClaim {
                     Ok(created) => {
                         return Ok(Claim::Taken {
                             resource_version: version_of(&created),
+                            taken_at,
                         });
                     }
                     Err(error) if is_conflict(&error) => continue,
@@ -152,6 +159,7 @@ impl LeaseClaim {
                 Ok(replaced) => {
                     return Ok(Claim::Taken {
                         resource_version: version_of(&replaced),
+                        taken_at,
                     });
                 }
                 Err(error) if is_conflict(&error) => continue,
@@ -283,31 +291,48 @@ impl LeaseClaim {
         }
     }
 
-    /// Starts the background renewal. The returned receiver turns `false` when the
-    /// Lease was lost; the handle stops renewing when its sender is dropped.
-    pub(crate) fn spawn_renewal(&self, resource_version: String) -> Renewal {
+    /// Starts the background renewal of the Lease taken at `taken_at`, which reports
+    /// through [`Renewal::held_until`] and ends when the [`Renewal`] is stopped.
+    pub(crate) fn spawn_renewal(&self, resource_version: String, taken_at: Instant) -> Renewal {
         let (stop, mut stopped) = watch::channel(false);
-        let (lost_sender, held) = watch::channel(true);
+        let (held_sender, held_until) = watch::channel(Some(taken_at + self.duration));
         let claim = self.clone();
         let interval = self.duration / 3;
         let span = tracing::info_span!("lease_renewal", lease = self.name);
         let task = tokio::spawn(
             async move {
                 let mut version = resource_version;
+                let mut expiry_logged = false;
                 loop {
                     tokio::select! {
                         _ = stopped.changed() => return,
                         () = tokio::time::sleep(interval) => {}
                     }
+                    // The renewal writes a renewTime taken after this instant, so with
+                    // clocks in agreement the local deadline ends before others' one.
+                    let attempted_at = Instant::now();
                     match claim.renew(&version).await {
-                        Ok(Some(next)) => version = next,
+                        Ok(Some(next)) => {
+                            version = next;
+                            expiry_logged = false;
+                            let _ = held_sender.send(Some(attempted_at + claim.duration));
+                        }
                         Ok(None) => {
                             tracing::error!("lease lost to another holder");
-                            let _ = lost_sender.send(false);
+                            let _ = held_sender.send(None);
                             return;
                         }
                         Err(error) => {
                             tracing::warn!(error = %error, "failed to renew lease; retrying");
+                            let expired = held_sender
+                                .borrow()
+                                .is_none_or(|until| Instant::now() >= until);
+                            if expired && !expiry_logged {
+                                tracing::error!(
+                                    "lease expired without renewal; others may take it"
+                                );
+                                expiry_logged = true;
+                            }
                         }
                     }
                 }
@@ -316,7 +341,7 @@ impl LeaseClaim {
         );
         Renewal {
             stop,
-            lease_held: held,
+            held_until,
             task,
         }
     }
@@ -325,8 +350,13 @@ impl LeaseClaim {
 /// A running renewal of a held Lease.
 pub(crate) struct Renewal {
     stop: watch::Sender<bool>,
-    /// `true` while the Lease is ours.
-    pub(crate) lease_held: watch::Receiver<bool>,
+    /// The local time until which the Lease is ours, one lease duration after the
+    /// start of the last successful write, or `None` once another holder has it.
+    /// After a failed renewal the deadline stays, so it passes during an API outage,
+    /// and a later successful renewal moves it on: a renewal succeeds only while this
+    /// holder's identity is still in the Lease, and every takeover or release
+    /// replaces it.
+    pub(crate) held_until: watch::Receiver<Option<Instant>>,
     task: JoinHandle<()>,
 }
 
@@ -406,11 +436,15 @@ impl ImportLock for LeaseLock {
                 .await
                 .map_err(|error| LockError::Backend(Box::new(error)))?;
             match claim {
-                Claim::Taken { resource_version } => {
+                Claim::Taken {
+                    resource_version,
+                    taken_at,
+                } => {
                     tracing::debug!(lease = self.claim.name(), "import lock taken");
-                    let renewal = self.claim.spawn_renewal(resource_version);
+                    let renewal = self.claim.spawn_renewal(resource_version, taken_at);
                     let guard = LeaseGuard {
                         claim: self.claim.clone(),
+                        held_until: renewal.held_until.clone(),
                         renewal: Arc::new(Mutex::new(Some(renewal))),
                     };
                     return Ok(Box::new(guard));
@@ -439,11 +473,19 @@ impl ImportLock for LeaseLock {
 /// A held import Lease; renewed until released.
 struct LeaseGuard {
     claim: LeaseClaim,
+    /// A copy of the renewal's [`Renewal::held_until`], readable without the lock.
+    held_until: watch::Receiver<Option<Instant>>,
     renewal: Arc<Mutex<Option<Renewal>>>,
 }
 
 #[async_trait::async_trait]
 impl LockGuard for LeaseGuard {
+    fn is_held(&self) -> bool {
+        self.held_until
+            .borrow()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     async fn release(self: Box<Self>) -> Result<(), LockError> {
         if let Some(renewal) = self.renewal.lock().await.take() {
             renewal.stop().await;

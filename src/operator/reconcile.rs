@@ -426,6 +426,7 @@ fn import_error_verdict(error: &ImportError) -> Verdict {
     let reason = match error {
         ImportError::Database(_) => reason::DATABASE_UNAVAILABLE,
         ImportError::Lock(_) => reason::LOCK_UNAVAILABLE,
+        ImportError::LockLost => reason::LOCK_LOST,
         _ => reason::IMPORT_FAILED,
     };
     Verdict::failed(reason, error_chain(error))

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// Another import held the lock for the whole wait.
     #[error("{0}")]
     LockTimeout(String),
+    /// The import lock was lost before commit, so the import was rolled back.
+    #[error("{0}")]
+    LockLost(String),
     /// The server failed; the cause is logged, not sent.
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
@@ -82,7 +85,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::LockTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::LockTimeout(_) | Self::LockLost(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +103,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RequestTimeout(_) => "request_timeout",
             Self::LockTimeout(_) => "lock_timeout",
+            Self::LockLost(_) => "lock_lost",
             Self::Internal(_) => "internal",
         }
     }
@@ -135,7 +139,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static(r#"Bearer realm="configapi", error="invalid_token""#),
                 );
             }
-            Self::LockTimeout(_) => {
+            Self::LockTimeout(_) | Self::LockLost(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

@@ -92,6 +92,7 @@ fn import_error(error: ImportError) -> ApiError {
         ImportError::Archive(crate::archive::ArchiveError::Invalid(invalid)) => {
             ApiError::InvalidArchive(format!("invalid archive: {invalid}"))
         }
+        ImportError::LockLost => ApiError::LockLost(error.to_string()),
         ImportError::ImportIdReused { .. } | ImportError::ForeignReportingDatabase { .. } => {
             ApiError::Conflict {
                 message: error.to_string(),

@@ -17,6 +17,12 @@
 //!   status and writes to `/status` change only the status.
 //! - Fault injection ([`Fault`]): a chosen status code or added latency for the next
 //!   matching requests. A request log of method and path for later RBAC checks.
+//! - Clients: each kubeconfig from [`FakeApiServer::kubeconfig_for`] carries its own
+//!   bearer token, so [`FakeApiServer::cut_off`] can make the server fail every request
+//!   of one client with 503, as an API outage seen by one process.
+//! - Lease takeovers: [`FakeApiServer::expire_lease`] and
+//!   [`FakeApiServer::steal_lease`] change a stored Lease as another writer would,
+//!   with a new resourceVersion and a watch event.
 //!
 //! It is a fake, not a kube-apiserver: it evaluates no OpenAPI schema, defaults or CEL
 //! rules, has no authentication, admission, RBAC, garbage collection, finalizers or
@@ -25,7 +31,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +42,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
+
+/// The bearer token of [`FakeApiServer::kubeconfig_path`].
+const DEFAULT_TOKEN: &str = "fake-token";
 
 /// How often an open watch receives a bookmark.
 const BOOKMARK_INTERVAL: Duration = Duration::from_millis(500);
@@ -163,6 +172,8 @@ struct State {
     changes: broadcast::Sender<Change>,
     faults: Mutex<Vec<Fault>>,
     requests: Mutex<Vec<RequestRecord>>,
+    /// Bearer tokens whose every request fails with 503.
+    outages: Mutex<BTreeSet<String>>,
     /// Counts requests and changes, so waiters re-check on either.
     activity: watch::Sender<u64>,
 }
@@ -232,6 +243,7 @@ impl FakeApiServer {
             changes,
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
+            outages: Mutex::new(BTreeSet::new()),
             activity: watch::channel(0).0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -257,7 +269,8 @@ impl FakeApiServer {
             server,
             dir,
         };
-        std::fs::write(fake.kubeconfig_path(), fake.kubeconfig_yaml()).expect("write kubeconfig");
+        std::fs::write(fake.kubeconfig_path(), fake.kubeconfig_yaml(DEFAULT_TOKEN))
+            .expect("write kubeconfig");
         fake
     }
 
@@ -272,26 +285,94 @@ impl FakeApiServer {
         self.dir.path().join("kubeconfig")
     }
 
-    fn kubeconfig_yaml(&self) -> String {
+    /// Writes a kubeconfig like [`FakeApiServer::kubeconfig_path`] whose requests carry
+    /// the bearer token `client`, and returns its path. `client` must be a file name.
+    pub fn kubeconfig_for(&self, client: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("kubeconfig-{client}"));
+        std::fs::write(&path, self.kubeconfig_yaml(client)).expect("write kubeconfig");
+        path
+    }
+
+    fn kubeconfig_yaml(&self, token: &str) -> String {
         format!(
             "apiVersion: v1\nkind: Config\n\
              clusters:\n- name: fake\n  cluster:\n    server: {}\n\
-             users:\n- name: fake\n  user:\n    token: fake-token\n\
+             users:\n- name: fake\n  user:\n    token: {token}\n\
              contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\n\
              current-context: fake\n",
             self.url()
         )
     }
 
+    /// Fails every later request of the client of [`FakeApiServer::kubeconfig_for`]
+    /// with 503 until [`FakeApiServer::restore`]. Watches it opened before stay open.
+    pub fn cut_off(&self, client: &str) {
+        lock(&self.state.outages).insert(client.to_owned());
+    }
+
+    /// Serves the requests of `client` again.
+    pub fn restore(&self, client: &str) {
+        lock(&self.state.outages).remove(client);
+    }
+
+    /// Moves the Lease's renewTime one second further into the past than its
+    /// leaseDurationSeconds, so others see it expired and take it over through their
+    /// normal acquire path. The holder stays, so a renewal by that holder would make
+    /// the Lease current again. Returns the stored Lease.
+    pub fn expire_lease(&self, namespace: &str, name: &str) -> Value {
+        self.modify_lease(namespace, name, |spec| {
+            let duration = spec["leaseDurationSeconds"].as_i64().unwrap_or(0);
+            let expired = chrono::Utc::now() - chrono::Duration::seconds(duration + 1);
+            spec["renewTime"] = json!(micro_time(expired));
+        })
+    }
+
+    /// Replaces the Lease's holder with `holder`, as a writer that took it over would:
+    /// a fresh acquireTime and renewTime, its own `duration`, one more transition.
+    /// Returns the stored Lease.
+    pub fn steal_lease(
+        &self,
+        namespace: &str,
+        name: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Value {
+        self.modify_lease(namespace, name, |spec| {
+            let now = json!(micro_time(chrono::Utc::now()));
+            let transitions = spec["leaseTransitions"].as_i64().unwrap_or(0);
+            spec["holderIdentity"] = json!(holder);
+            spec["acquireTime"] = now.clone();
+            spec["renewTime"] = now;
+            spec["leaseDurationSeconds"] = json!(duration.as_secs());
+            spec["leaseTransitions"] = json!(transitions + 1);
+        })
+    }
+
+    /// Changes the spec of a stored Lease and stores it as an update, with a new
+    /// resourceVersion and a MODIFIED event. Panics when the Lease does not exist.
+    fn modify_lease(&self, namespace: &str, name: &str, change: impl FnOnce(&mut Value)) -> Value {
+        let key = "leases.coordination.k8s.io";
+        let id = (namespace.to_owned(), name.to_owned());
+        let mut store = lock(&self.state.store);
+        let mut lease = store
+            .objects
+            .get(key)
+            .and_then(|objects| objects.get(&id))
+            .cloned()
+            .unwrap_or_else(|| panic!("Lease {namespace}/{name} does not exist"));
+        change(&mut lease["spec"]);
+        commit(&self.state, &mut store, key, id, "MODIFIED", lease)
+    }
+
     /// Creates a kube client for this server.
     pub async fn client(&self) -> kube::Client {
-        let yaml = std::fs::read_to_string(self.kubeconfig_path()).expect("read kubeconfig");
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("parse kubeconfig");
-        let options = kube::config::KubeConfigOptions::default();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .expect("kube config");
-        kube::Client::try_from(config).expect("kube client")
+        client_from(&self.kubeconfig_path()).await
+    }
+
+    /// Creates a kube client whose requests carry the bearer token `client`, see
+    /// [`FakeApiServer::kubeconfig_for`].
+    pub async fn client_for(&self, client: &str) -> kube::Client {
+        client_from(&self.kubeconfig_for(client)).await
     }
 
     /// Adds a fault.
@@ -382,6 +463,16 @@ impl Drop for FakeApiServer {
     }
 }
 
+async fn client_from(kubeconfig: &std::path::Path) -> kube::Client {
+    let yaml = std::fs::read_to_string(kubeconfig).expect("read kubeconfig");
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("parse kubeconfig");
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kube config");
+    kube::Client::try_from(config).expect("kube client")
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -404,6 +495,10 @@ async fn handle(
     });
     state.activity.send_modify(|count| *count += 1);
 
+    if is_cut_off(&state, &headers) {
+        return ApiError::new(503, "ServiceUnavailable", "injected outage of this client")
+            .into_response();
+    }
     if let Some(action) = take_fault(&state, &method, &path) {
         match action {
             FaultAction::Status(code) => {
@@ -447,6 +542,19 @@ async fn handle(
         Ok((status, object)) => (status, axum::Json(object)).into_response(),
         Err(error) => error.into_response(),
     }
+}
+
+fn is_cut_off(state: &State, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    token.is_some_and(|token| lock(&state.outages).contains(token))
+}
+
+/// Formats a time as a Kubernetes MicroTime.
+fn micro_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn take_fault(state: &State, method: &Method, path: &str) -> Option<FaultAction> {

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::{Value, json};
+use tenant_operator::engine::fault::{BATCH_SIZE_VARIABLE, PAUSE_VARIABLE};
 
 use crate::fake_apiserver::FakeApiServer;
 use crate::support::{Backend, TestDatabase};
@@ -27,7 +29,8 @@ pub const LEASES: &str = "leases.coordination.k8s.io";
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A `tenant-operator run` process, killed on drop. Its log is printed when the test
-/// fails.
+/// fails. Its requests carry its identity as bearer token, see
+/// [`FakeApiServer::kubeconfig_for`].
 pub struct Operator {
     /// The `run` process.
     pub child: Child,
@@ -43,24 +46,46 @@ impl Operator {
         identity: &str,
         extra: &[&str],
     ) -> Self {
+        Self::start_with_env(server, db, identity, extra, &[])
+    }
+
+    /// Starts the operator with further environment variables, such as a
+    /// fault-injection pause that [`Operator::resume`] releases. The lease duration is
+    /// 3 seconds unless `extra` sets `--lease-duration`.
+    pub fn start_with_env(
+        server: &FakeApiServer,
+        db: &TestDatabase,
+        identity: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("operator folder");
         let log = dir.path().join("operator.log");
         let port = free_port();
+        let lease_duration: &[&str] = if extra.contains(&"--lease-duration") {
+            &[]
+        } else {
+            &["--lease-duration", "3"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_tenant-operator"))
             .arg("run")
             .args(["--namespace", OPERATOR_NAMESPACE])
             .args(["--holder-identity", identity])
             .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
-            .args(["--lease-duration", "3"])
+            .args(lease_duration)
             .args(["--retry-initial-delay", "1"])
             .args(["--retry-max-delay", "2"])
             .args(["--reporting-database-prefix", &db.reporting_prefix])
             .args(extra)
-            .env("KUBECONFIG", server.kubeconfig_path())
+            .env("KUBECONFIG", server.kubeconfig_for(identity))
             .env("RUST_LOG", "info,tenant_operator=debug")
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
             .env_remove("WATCH_NAMESPACE")
+            .env_remove(PAUSE_VARIABLE)
+            .env_remove(BATCH_SIZE_VARIABLE)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("operator log"))
             .spawn()
@@ -100,6 +125,25 @@ impl Operator {
         }
     }
 
+    /// Returns the operator's log (standard error) so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Returns the path of the operator's log.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
+    /// Lets an import paused at a fault-injection point go on.
+    pub fn resume(&mut self) {
+        let stdin = self.child.stdin.as_mut().expect("piped standard input");
+        stdin
+            .write_all(b"\n")
+            .expect("resume the operator's import");
+        stdin.flush().expect("flush standard input");
+    }
+
     /// Stops the operator at once, as a crash or a node failure does.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -130,6 +174,28 @@ impl Drop for Operator {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             eprintln!("---- operator log ({}) ----\n{log}", self.log.display());
         }
+    }
+}
+
+/// Waits until at least `count` lines of the file at `log` contain every one of
+/// `parts`, and panics with the log after [`WAIT`].
+pub async fn wait_for_log(log: &Path, parts: &[&str], count: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let content = std::fs::read_to_string(log).unwrap_or_default();
+        let matching = content
+            .lines()
+            .filter(|line| parts.iter().all(|part| line.contains(part)))
+            .count();
+        if matching >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {count} lines with {parts:?} in {}:\n{content}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tenant_operator::engine::fault::{BATCH_SIZE_VARIABLE, PAUSE_VARIABLE};
 use uuid::Uuid;
 
 /// The id of the API client every test server accepts.
@@ -37,6 +38,41 @@ pub struct ShimOptions {
     /// Folder for every temporary file of the server: its `--upload-dir` and its
     /// `TMPDIR`. Without it, uploads go to the server's own folder beside its log.
     pub temp_dir: Option<PathBuf>,
+}
+
+impl ShimOptions {
+    /// Options that make uploads take the Lease `tenant-import-CLUSTER` in `namespace`
+    /// as `holder`, through the kubeconfig at `kubeconfig`.
+    pub fn lease(
+        kubeconfig: &Path,
+        cluster: &str,
+        namespace: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Self {
+        let args = [
+            "--lease-cluster",
+            cluster,
+            "--lease-namespace",
+            namespace,
+            "--holder-identity",
+            holder,
+            "--lease-duration",
+            &duration.as_secs().to_string(),
+        ];
+        Self {
+            insecure: false,
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            env: vec![
+                ("KUBECONFIG".to_owned(), kubeconfig.display().to_string()),
+                (
+                    "RUST_LOG".to_owned(),
+                    "info,tenant_operator=debug".to_owned(),
+                ),
+            ],
+            temp_dir: None,
+        }
+    }
 }
 
 /// A running `tenant-operator serve` process, stopped on drop.
@@ -75,7 +111,9 @@ impl Shim {
             .env_remove("POD_NAMESPACE")
             .env_remove("POD_NAME")
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
+            .env_remove(PAUSE_VARIABLE)
+            .env_remove(BATCH_SIZE_VARIABLE)
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("create log file"));
         if options.insecure {
@@ -167,6 +205,14 @@ impl Shim {
     /// Returns the process id of the server.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server running").id()
+    }
+
+    /// Lets an import paused at a fault-injection point go on.
+    pub fn resume(&mut self) {
+        let child = self.child.as_mut().expect("server running");
+        let stdin = child.stdin.as_mut().expect("piped standard input");
+        stdin.write_all(b"\n").expect("resume the server's import");
+        stdin.flush().expect("flush standard input");
     }
 
     /// Returns the folder of the server's temporary files.
