@@ -244,3 +244,40 @@ async fn lease_cluster_needs_namespace() {
     assert!(!output.status.success(), "serve started: {stderr}");
     assert!(stderr.contains("--lease-namespace"), "{stderr}");
 }
+
+/// A shim that takes the Lease is ready only while the API server serves the Lease,
+/// so a pod cut off from the API server gets no uploads that could only time out.
+#[tokio::test]
+async fn readiness_needs_api_server() {
+    let (server, db) = setup().await;
+    let options = ShimOptions::lease(
+        &server.kubeconfig_for("shim-ready"),
+        CLUSTER,
+        OPERATOR_NAMESPACE,
+        "shim-ready",
+        Duration::from_secs(3),
+    );
+    let shim = Shim::start(&db.url, &db.reporting_prefix, options).await;
+    let readyz = || async {
+        let response = shim
+            .http
+            .get(shim.url("/readyz"))
+            .send()
+            .await
+            .expect("request /readyz");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    };
+
+    let (status, body) = readyz().await;
+    assert_eq!(status, 200, "ready with the API server up: {body}");
+
+    server.cut_off("shim-ready");
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503, "ready while cut off: {body}");
+    assert!(body.contains("Lease tenant-import-eu-west"), "{body}");
+
+    server.restore("shim-ready");
+    let (status, body) = readyz().await;
+    assert_eq!(status, 200, "ready after the API server is back: {body}");
+}

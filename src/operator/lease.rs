@@ -352,9 +352,9 @@ pub(crate) struct Renewal {
     stop: watch::Sender<bool>,
     /// The local time until which the Lease is ours, one lease duration after the
     /// start of the last successful write, or `None` once another holder has it.
-    /// After a failed renewal the deadline stays, so it passes during an API outage,
-    /// and a later successful renewal moves it on: a renewal succeeds only while this
-    /// holder's identity is still in the Lease, and every takeover or release
+    /// After a failed renewal the deadline stays, so it passes during an API outage.
+    /// A later successful renewal moves it on, because a renewal succeeds only while
+    /// this holder's identity is still in the Lease and every takeover or release
     /// replaces it.
     pub(crate) held_until: watch::Receiver<Option<Instant>>,
     task: JoinHandle<()>,
@@ -416,6 +416,21 @@ impl LeaseLock {
     /// Returns the Lease name.
     pub fn lease_name(&self) -> &str {
         self.claim.name()
+    }
+
+    /// Reads the Lease once, to check that the API server is reachable and lets this
+    /// process read it. A Lease that does not exist yet is fine.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`LeaseError::Api`] when the request fails.
+    pub async fn check_readable(&self) -> Result<(), LeaseError> {
+        self.claim
+            .api
+            .get_opt(&self.claim.name)
+            .await
+            .map(drop)
+            .map_err(|source| self.claim.api_error(source))
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::telemetry::{DatabaseReadiness, ReadinessCheck};
 use crate::db::Database;
 use crate::lock::ImportLock;
 use crate::operator::lease::{DEFAULT_LEASE_DURATION, LeaseLock};
@@ -127,6 +128,32 @@ impl ImportLocking {
             Self::Standalone(db) => Box::new(db.standalone_lock()),
             Self::Lease(lock) => Box::new(lock.clone()),
         }
+    }
+}
+
+/// Ready while the configuration database responds and, with `--lease-cluster`, the
+/// API server serves the Lease, so a pod cut off from either gets no uploads.
+pub struct ImportReadiness {
+    /// The configuration database's check.
+    pub database: DatabaseReadiness,
+    /// The lock whose backend must be reachable too.
+    pub locking: ImportLocking,
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for ImportReadiness {
+    async fn check(&self) -> Result<(), String> {
+        self.database.check().await?;
+        let ImportLocking::Lease(lock) = &self.locking else {
+            return Ok(());
+        };
+        lock.check_readable().await.map_err(|error| {
+            tracing::warn!(error = ?error, lease = lock.lease_name(), "readiness check failed");
+            format!(
+                "reading Lease {} from the Kubernetes API server failed; check that the API server is reachable and that the service account may get leases",
+                lock.lease_name()
+            )
+        })
     }
 }
 

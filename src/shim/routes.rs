@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use super::auth::{self, Authenticator};
 use super::error::ApiError;
+use super::locking::ImportReadiness;
 use super::state::AppState;
 use super::telemetry::{self, DatabaseReadiness, Metrics};
 use super::{numbers, tenants};
@@ -156,7 +157,10 @@ pub fn build_router(state: AppState, registry: Arc<Registry>) -> Router {
     }
     let protected =
         protected.route_layer(from_fn_with_state(state.auth.clone(), auth::require_bearer));
-    let readiness = Arc::new(DatabaseReadiness(state.db.clone()));
+    let readiness = Arc::new(ImportReadiness {
+        database: DatabaseReadiness(state.db.clone()),
+        locking: state.locking.clone(),
+    });
     let metrics = state.metrics.clone();
     let not_found = route_not_found.layer(from_fn_with_state(
         metrics.clone(),
