@@ -49,8 +49,8 @@ const MIDDLE_POINTS: [&str; 4] = [
     "objects:inserted",
 ];
 
-/// Points between the set-based access-number steps on PostgreSQL.
-const POSTGRES_NUMBER_POINTS: [&str; 4] = [
+/// Points between the set-based access-number steps.
+const NUMBER_POINTS: [&str; 4] = [
     "numbers:loaded",
     "numbers:skipped",
     "numbers:assigned",
@@ -129,17 +129,6 @@ impl Scenario {
         (1..=self.batches())
             .map(|batch| format!("objects:{batch}"))
             .collect()
-    }
-
-    /// Lists the access-number points: one per range on SQLite, which takes the
-    /// ranges one at a time, and one per set-based step on PostgreSQL.
-    fn range_points(&self) -> Vec<String> {
-        match self.backend {
-            Backend::Postgres => POSTGRES_NUMBER_POINTS.map(str::to_owned).to_vec(),
-            Backend::Sqlite => (1..=self.target_fixture.ranges.len())
-                .map(|range| format!("numbers:{range}"))
-                .collect(),
-        }
     }
 
     fn command(&self, test_db: &CaseDatabase) -> ImportCommand {
@@ -303,7 +292,7 @@ async fn kill_up_to_last_object_batch() {
 async fn kill_from_staging_to_lock_release() {
     let scenario = Scenario::new(Backend::Postgres).await;
     let mut points: Vec<String> = MIDDLE_POINTS.map(str::to_owned).to_vec();
-    points.extend(scenario.range_points());
+    points.extend(NUMBER_POINTS.map(str::to_owned));
     points.extend(LATE_POINTS.map(str::to_owned));
     for point in points {
         scenario.crash_at(&point).await;
@@ -316,7 +305,7 @@ async fn kill_at_every_point_on_sqlite() {
     let mut points: Vec<String> = EARLY_POINTS.map(str::to_owned).to_vec();
     points.extend(scenario.batch_points());
     points.extend(MIDDLE_POINTS.map(str::to_owned));
-    points.extend(scenario.range_points());
+    points.extend(NUMBER_POINTS.map(str::to_owned));
     points.extend(LATE_POINTS.map(str::to_owned));
     for point in points {
         scenario.crash_at(&point).await;

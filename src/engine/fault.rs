@@ -21,11 +21,10 @@
 //! | `objects:checked` | no duplicate GUID in the archive, none in the target |
 //! | `tenant:inserted` | tenant row written |
 //! | `objects:inserted` | objects copied from the staging table |
-//! | `numbers:N` | SQLite: access-number range N (from 1) taken or skipped |
-//! | `numbers:loaded` | PostgreSQL: the ranges loaded into a temporary table |
-//! | `numbers:skipped` | PostgreSQL: the ranges holding an owned number removed |
-//! | `numbers:assigned` | PostgreSQL: the free numbers assigned |
-//! | `numbers:created` | PostgreSQL: the missing numbers created |
+//! | `numbers:loaded` | the ranges loaded into a temporary table |
+//! | `numbers:skipped` | the ranges holding an owned number removed |
+//! | `numbers:assigned` | the free numbers assigned |
+//! | `numbers:created` | the missing numbers created |
 //! | `numbers:done` | every range taken or skipped |
 //! | `reporting:empty` | reporting database created, schema not yet written |
 //! | `reporting:schema` | reporting schema written, its transaction not committed |

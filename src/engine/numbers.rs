@@ -5,13 +5,14 @@
 //!   keeping their trunk and taking the archive's media;
 //! - and its missing numbers are created, owned by the tenant, with no trunk.
 //!
-//! On PostgreSQL all ranges go into a temporary table and each of the three steps is
-//! one statement over all of them, so the number of round trips does not grow with
-//! the number of ranges. SQLite runs in-process and takes the ranges one at a time.
-//! Both give the same result, because the ranges of an archive never overlap.
+//! On both backends all ranges go into a temporary table and each of the three steps
+//! is one statement over all of them, so the number of statements does not grow with
+//! the number of ranges. Taking the ranges together gives the same result as taking
+//! them one at a time, because the ranges of an archive never overlap.
 
+use sqlx::QueryBuilder;
 use sqlx::postgres::PgConnection;
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::fault;
@@ -36,7 +37,21 @@ pub(super) async fn import(
 ) -> Result<NumbersResult, sqlx::Error> {
     match conn {
         Conn::Postgres(conn) => import_postgres(conn, tenant, ranges).await,
-        Conn::Sqlite(conn) => import_by_range(conn, tenant, ranges).await,
+        Conn::Sqlite(conn) => import_sqlite(conn, tenant, ranges).await,
+    }
+}
+
+/// Adds the ranges at `ordinals`, indexes into `ranges`, to the skipped ones.
+fn record_skipped(result: &mut NumbersResult, ranges: &[NumberRange], ordinals: &[i64]) {
+    for ordinal in ordinals {
+        let Some(range) = usize::try_from(*ordinal).ok().and_then(|i| ranges.get(i)) else {
+            continue;
+        };
+        result.counts.skipped += range.len().unsigned_abs();
+        result.skipped_ranges.push(RangeBounds {
+            first: range.first.to_string(),
+            last: range.last.to_string(),
+        });
     }
 }
 
@@ -62,16 +77,8 @@ async fn import_postgres(
     )
     .fetch_all(&mut *conn)
     .await?;
-    for ordinal in &owned {
-        let Some(range) = usize::try_from(*ordinal).ok().and_then(|i| ranges.get(i)) else {
-            continue;
-        };
-        result.counts.skipped += range.len().unsigned_abs();
-        result.skipped_ranges.push(RangeBounds {
-            first: range.first.to_string(),
-            last: range.last.to_string(),
-        });
-    }
+    let ordinals: Vec<i64> = owned.iter().copied().map(i64::from).collect();
+    record_skipped(&mut result, ranges, &ordinals);
     sqlx::query("DELETE FROM import_ranges WHERE ordinal = ANY($1)")
         .bind(&owned)
         .execute(&mut *conn)
@@ -148,90 +155,107 @@ async fn load_ranges(conn: &mut PgConnection, ranges: &[NumberRange]) -> Result<
     Ok(())
 }
 
-/// Takes the ranges one at a time, in archive order.
-async fn import_by_range(
+/// Takes all ranges with one statement per step, as on PostgreSQL: remove the ranges
+/// that hold an owned number, assign the free numbers of the others, then create
+/// their missing numbers.
+async fn import_sqlite(
     conn: &mut SqliteConnection,
     tenant: Uuid,
     ranges: &[NumberRange],
 ) -> Result<NumbersResult, sqlx::Error> {
     let mut result = NumbersResult::default();
-    for (index, range) in (1..).zip(ranges) {
-        if is_owned(conn, range).await? {
-            result.counts.skipped += range.len().unsigned_abs();
-            result.skipped_ranges.push(RangeBounds {
-                first: range.first.to_string(),
-                last: range.last.to_string(),
-            });
-        } else {
-            result.counts.assigned += assign_free(conn, tenant, range).await?;
-            result.counts.created += create_missing(conn, tenant, range).await?;
-        }
-        fault::indexed_point("numbers", index).await;
+    if ranges.is_empty() {
+        return Ok(result);
     }
+    load_ranges_sqlite(conn, ranges).await?;
+    fault::point("numbers:loaded").await;
+
+    // Each range searches the primary key over its own numbers once.
+    let mut owned: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM import_ranges AS r WHERE EXISTS (SELECT 1 FROM access_numbers a \
+         WHERE a.digits = r.digits AND a.value BETWEEN r.first AND r.last \
+         AND a.tenant_guid IS NOT NULL) RETURNING ordinal",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    owned.sort_unstable();
+    record_skipped(&mut result, ranges, &owned);
+    fault::point("numbers:skipped").await;
+
+    let tenant = guid_text(tenant);
+    result.counts.assigned = sqlx::query(
+        "UPDATE access_numbers SET tenant_guid = ?1, media = r.media FROM import_ranges r \
+         WHERE access_numbers.digits = r.digits \
+         AND access_numbers.value BETWEEN r.first AND r.last \
+         AND access_numbers.tenant_guid IS NULL",
+    )
+    .bind(&tenant)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    fault::point("numbers:assigned").await;
+
+    // SQLite has no generate_series without an extension, so a recursive CTE counts
+    // through every range. Its ORDER BY makes the queue yield numbers in key order, so
+    // they go into the primary key in order. Without it the queue is first in, first
+    // out, and the numbers of all ranges would come interleaved. `WHERE true` resolves
+    // the parsing ambiguity of an upsert after a SELECT.
+    result.counts.created = sqlx::query(
+        "WITH RECURSIVE series(digits, value, last, media) AS ( \
+         SELECT digits, first, last, media FROM import_ranges UNION ALL \
+         SELECT digits, value + 1, last, media FROM series WHERE value < last \
+         ORDER BY 1, 2) \
+         INSERT INTO access_numbers (digits, value, tenant_guid, trunk_id, media) \
+         SELECT digits, value, ?1, NULL, media FROM series WHERE true \
+         ON CONFLICT (digits, value) DO NOTHING",
+    )
+    .bind(&tenant)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    fault::point("numbers:created").await;
+
+    sqlx::query("DROP TABLE temp.import_ranges")
+        .execute(&mut *conn)
+        .await?;
     Ok(result)
 }
 
-/// Returns whether any number of the range is owned by a tenant.
-async fn is_owned(conn: &mut SqliteConnection, range: &NumberRange) -> Result<bool, sqlx::Error> {
-    let (digits, first, last) = bounds(range);
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM access_numbers WHERE digits = ?1 \
-         AND value BETWEEN ?2 AND ?3 AND tenant_guid IS NOT NULL)",
-    )
-    .bind(digits)
-    .bind(first)
-    .bind(last)
-    .fetch_one(conn)
-    .await
-}
-
-/// Assigns the range's existing numbers, all free, to `tenant`. Returns how many.
-async fn assign_free(
+/// Creates the temporary table `import_ranges` on SQLite, like [`load_ranges`], with
+/// multi-row inserts.
+async fn load_ranges_sqlite(
     conn: &mut SqliteConnection,
-    tenant: Uuid,
-    range: &NumberRange,
-) -> Result<u64, sqlx::Error> {
-    let (digits, first, last) = bounds(range);
-    let done = sqlx::query(
-        "UPDATE access_numbers SET tenant_guid = ?4, media = ?5 \
-         WHERE digits = ?1 AND value BETWEEN ?2 AND ?3 AND tenant_guid IS NULL",
-    )
-    .bind(digits)
-    .bind(first)
-    .bind(last)
-    .bind(guid_text(tenant))
-    .bind(range.media.as_str())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
-}
+    ranges: &[NumberRange],
+) -> Result<(), sqlx::Error> {
+    /// Rows per insert: five parameters each, well under SQLite's default limit of
+    /// 32,766 parameters per statement.
+    const ROWS_PER_INSERT: usize = 1000;
 
-/// Creates the range's missing numbers, owned by `tenant`, with no trunk. Returns how
-/// many.
-async fn create_missing(
-    conn: &mut SqliteConnection,
-    tenant: Uuid,
-    range: &NumberRange,
-) -> Result<u64, sqlx::Error> {
-    let (digits, first, last) = bounds(range);
-    // SQLite has no generate_series without an extension, so a recursive CTE counts
-    // through the range. `WHERE true` resolves the parsing ambiguity of an upsert
-    // after a SELECT.
-    let done = sqlx::query(
-        "WITH RECURSIVE series(value) AS (SELECT ?2 UNION ALL \
-         SELECT value + 1 FROM series WHERE value < ?3) \
-         INSERT INTO access_numbers (digits, value, tenant_guid, trunk_id, media) \
-         SELECT ?1, value, ?4, NULL, ?5 FROM series WHERE true \
-         ON CONFLICT (digits, value) DO NOTHING",
+    sqlx::query("DROP TABLE IF EXISTS temp.import_ranges")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "CREATE TEMP TABLE import_ranges (ordinal INTEGER PRIMARY KEY, \
+         digits INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, \
+         media TEXT NOT NULL)",
     )
-    .bind(digits)
-    .bind(first)
-    .bind(last)
-    .bind(guid_text(tenant))
-    .bind(range.media.as_str())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected())
+    for (chunk_index, chunk) in ranges.chunks(ROWS_PER_INSERT).enumerate() {
+        let offset = chunk_index * ROWS_PER_INSERT;
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO import_ranges (ordinal, digits, first, last, media) ");
+        insert.push_values(chunk.iter().enumerate(), |mut row, (index, range)| {
+            let (digits, first, last) = bounds(range);
+            row.push_bind(i64::try_from(offset + index).unwrap_or(i64::MAX))
+                .push_bind(digits)
+                .push_bind(first)
+                .push_bind(last)
+                .push_bind(range.media.as_str());
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 fn bounds(range: &NumberRange) -> (i64, i64, i64) {
