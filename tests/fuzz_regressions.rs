@@ -2,6 +2,10 @@
 //! fuzz targets under fuzz/ or by probing the format-1 parsers by hand. Each input is
 //! built in code, and each test states the behavior the reader must keep.
 
+#[path = "../fuzz/fuzz_targets/common.rs"]
+mod fuzz_common;
+mod support;
+
 use std::io::Write;
 
 use tenant_operator::archive::{Archive, ArchiveError, Limits};
@@ -92,4 +96,25 @@ fn properties_decoded_as_latin1() {
     let file = format1_archive(&properties, NUMBERS, OBJECTS);
     let archive = Archive::open(file.path(), &Limits::default()).expect("archive opens");
     assert_eq!(archive.tenant.identity.name, "þórr");
+}
+
+/// The fuzz targets start from the sample archives, so their small limits must accept
+/// them, and the fuzz harness must stream every one of them without a panic.
+#[test]
+fn fuzz_limits_accept_samples() {
+    let mut samples = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/sample-tenant-v3.zip"
+    ))];
+    if let Some(dir) = support::shared_examples() {
+        let entries = std::fs::read_dir(&dir).expect("list the sample archives");
+        let paths = entries.map(|entry| entry.expect("read a folder entry").path());
+        samples.extend(paths.filter(|path| path.extension().is_some_and(|ext| ext == "zip")));
+    }
+    for sample in samples {
+        let archive = Archive::open(&sample, &fuzz_common::small_limits());
+        assert!(archive.is_ok(), "{}: {archive:?}", sample.display());
+        let bytes = std::fs::read(&sample).expect("read sample archive");
+        fuzz_common::open_and_stream(&bytes, 7);
+    }
 }

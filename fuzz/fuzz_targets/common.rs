@@ -1,4 +1,6 @@
 //! Helpers shared by both fuzz targets: small limits, and opening and streaming an archive.
+//! `tests/fuzz_regressions.rs` compiles this file too, so the main test suite catches a
+//! change of the reader's interface that would break the fuzz build.
 
 use std::io::Write;
 
@@ -13,7 +15,8 @@ pub fn small_limits() -> Limits {
         max_compression_ratio: 200,
         max_entries: 64,
         max_json_depth: 32,
-        max_line_bytes: 4 << 10,
+        max_line_bytes: 64 << 10,
+        max_access_numbers: 100_000,
     }
 }
 
