@@ -304,8 +304,8 @@ impl Archive {
 /// the pass over the objects.
 #[derive(Debug)]
 pub struct ArchiveHeader {
+    /// The archive so far; its `sha256` is empty until the file is hashed.
     archive: Archive,
-    hashed: bool,
     zip: Zip,
     contents: Contents,
     file: OpenedFile,
@@ -341,7 +341,6 @@ impl ArchiveHeader {
         };
         Ok(Self {
             archive,
-            hashed: false,
             zip,
             contents,
             file,
@@ -373,11 +372,10 @@ impl ArchiveHeader {
     ///
     /// Returns [`ArchiveError::Io`] when the file cannot be read.
     pub fn sha256(&mut self) -> Result<&str, ArchiveError> {
-        if !self.hashed {
+        if self.archive.sha256.is_empty() {
             let digest = self.file.digest()?;
             self.archive.sha256 = digest.sha256;
             self.archive.size = digest.size;
-            self.hashed = true;
         }
         Ok(&self.archive.sha256)
     }
