@@ -172,7 +172,7 @@ pub(crate) struct OpenedFile {
 }
 
 impl OpenedFile {
-    /// Size of the file in bytes when it was opened.
+    /// Returns the size of the file in bytes when it was opened.
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
