@@ -9,7 +9,7 @@
 //! reporting database may appear. The server's temporary folder (its upload folder and
 //! `TMPDIR`) must never have held much more than the uploaded archive, and must be
 //! empty again. The server's memory may grow by at most [`MAX_RSS_GROWTH_KIB`] during one
-//! upload, and after the corpus it must still answer `/healthz`.
+//! upload, and after the corpus it must still respond to `/healthz`.
 
 #[path = "support/archives.rs"]
 mod archives;

@@ -1,7 +1,7 @@
 //! The tenant archive reader: ZIP structure, limits, format versions 1 to 3.
 //!
 //! [`ArchiveHeader::open`] checks the ZIP structure against the [`Limits`] and reads the
-//! small files (manifest, tenant, access numbers); [`ArchiveHeader::validate`] then
+//! small files (manifest, tenant, access numbers). [`ArchiveHeader::validate`] then
 //! makes one validation pass over every object, so an invalid archive is rejected
 //! before anything is written. [`Archive::open`] does both.
 //! [`Archive::for_each_object_batch`] then streams the objects again, in batches, for
@@ -380,8 +380,8 @@ impl ArchiveHeader {
         Ok(&self.archive.sha256)
     }
 
-    /// Hashes the file, unless that is done, and makes the validation pass over every
-    /// object and the remaining listed files.
+    /// Hashes the file unless it is already hashed, then makes the validation pass
+    /// over every object and the remaining listed files.
     ///
     /// # Errors
     ///

@@ -292,32 +292,7 @@ impl TemplateCopy {
 
 impl Drop for TemplateCopy {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let prefix = self.reporting_prefix.clone();
-        // Drop runs outside any runtime guarantee, so clean up on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                let mut admin = crate::support::admin_connection().await;
-                let mut names: Vec<String> = sqlx::query_scalar(
-                    "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)",
-                )
-                .bind(&prefix)
-                .fetch_all(&mut admin)
-                .await
-                .unwrap_or_default();
-                names.push(name);
-                for name in names {
-                    let statement =
-                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&name));
-                    let _ = sqlx::query(&statement).execute(&mut admin).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
+        crate::support::drop_postgres_databases(&self.name, &self.reporting_prefix);
     }
 }
 

@@ -128,32 +128,40 @@ impl Drop for TestDatabase {
         if self.backend != Backend::Postgres {
             return;
         }
-        let name = self.name.clone();
-        let prefix = self.reporting_prefix.clone();
-        // Drop runs outside any runtime guarantee, so clean up on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                let mut admin = admin_connection().await;
-                let mut names: Vec<String> = sqlx::query_scalar(
-                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-                )
-                .bind(&prefix)
-                .fetch_all(&mut admin)
-                .await
-                .unwrap_or_default();
-                names.push(name);
-                for name in names {
-                    let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::query(&statement).execute(&mut admin).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
+        drop_postgres_databases(&self.name, &self.reporting_prefix);
     }
+}
+
+/// Drops the PostgreSQL database `name` and every database whose name starts with
+/// `reporting_prefix`, ignoring failures. It blocks, so `Drop` implementations can call
+/// it: the work runs on a thread and runtime of its own, because `Drop` may run
+/// outside any runtime.
+pub fn drop_postgres_databases(name: &str, reporting_prefix: &str) {
+    let name = name.to_owned();
+    let prefix = reporting_prefix.to_owned();
+    let cleanup = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cleanup runtime");
+        runtime.block_on(async move {
+            let mut admin = admin_connection().await;
+            let mut names: Vec<String> = sqlx::query_scalar(
+                "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)",
+            )
+            .bind(&prefix)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
+            names.push(name);
+            for name in names {
+                let quoted = name.replace('"', "\"\"");
+                let statement = format!("DROP DATABASE IF EXISTS \"{quoted}\" WITH (FORCE)");
+                let _ = sqlx::query(&statement).execute(&mut admin).await;
+            }
+        });
+    });
+    let _ = cleanup.join();
 }
 
 /// Opens a connection to the `postgres` maintenance database.
